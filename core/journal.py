@@ -1,0 +1,337 @@
+"""The write-ahead journal: one SQLite file (WAL) holding an append-only ``events`` table and the
+projections rebuilt from it (orders, fills, positions, accounts, trading state), written in the
+same transaction.
+
+Writes are group-committed: every ``write`` joins a queue, a single writer task commits all
+queued writes in one transaction and only then resolves their futures. A caller that awaited
+``write`` therefore holds a durable record (``synchronous=FULL``), while the commit rate no
+longer caps the order rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from core.models import Fill, Order
+
+SCHEMA_VERSION = 1
+APP_ID = "tradedesk"
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE events (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               ts TEXT NOT NULL, kind TEXT NOT NULL, account TEXT, order_id TEXT, data TEXT NOT NULL)""",
+        "CREATE INDEX events_order ON events(order_id)",
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+        """CREATE TABLE orders (
+               id TEXT PRIMARY KEY, account TEXT NOT NULL, client_order_id TEXT NOT NULL,
+               symbol TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL,
+               UNIQUE (account, client_order_id))""",
+        "CREATE INDEX orders_status ON orders(status)",
+        """CREATE TABLE fills (
+               account TEXT NOT NULL, id TEXT NOT NULL, order_id TEXT NOT NULL, data TEXT NOT NULL,
+               PRIMARY KEY (account, id))""",
+        "CREATE TABLE positions (account TEXT NOT NULL, symbol TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (account, symbol))",
+        "CREATE TABLE accounts (account TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ],
+}
+
+
+class JournalError(Exception):
+    """The journal cannot be used; the message says why and what to do. The file is untouched."""
+
+
+@dataclass(slots=True)
+class _Write:
+    ts: str
+    kind: str
+    account: str | None
+    order_id: str | None
+    data: str
+    orders: list[tuple[str, str, str, str, str, str]]
+    fills: list[tuple[str, str, str, str]]
+    positions: list[tuple[str, str, str]]
+    accounts: list[tuple[str, str]]
+    state: list[tuple[str, str]]
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class JournalContents:
+    meta: dict[str, str]
+    orders: list[Order]
+    fills: list[Fill]
+    positions: dict[str, list[dict[str, Any]]]  # account -> ledger book snapshots
+    accounts: dict[str, dict[str, Any]]
+    state: dict[str, str]
+    event_count: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _order_row(order: Order, data: str) -> tuple[str, str, str, str, str, str]:
+    return (order.id, order.account, order.client_order_id, order.symbol, order.status.value, data)
+
+
+class Journal:
+    def __init__(self, path: Path, db: aiosqlite.Connection, meta: dict[str, str]) -> None:
+        self.path = path
+        self._db = db
+        self.meta = meta
+        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
+        self._closed = False
+        self.commits = 0
+        self.writes = 0
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, token: str | None = None) -> Journal:
+        """Open or create the journal at ``path``. Raises ``JournalError`` with a clear reason
+        for a locked, corrupt, foreign, newer or read-only file, and never overwrites it."""
+        p = Path(path).expanduser()
+        existed = p.exists() and p.stat().st_size > 0
+        if existed and not os.access(p, os.W_OK):
+            raise JournalError(f"journal {p} is read-only: tradedesk needs to write to it (check its permissions)")
+        if not existed and not p.parent.exists():
+            raise JournalError(f"cannot create journal {p}: folder {p.parent} does not exist")
+        if not existed and not os.access(p.parent, os.W_OK):
+            raise JournalError(f"cannot create journal {p}: folder {p.parent} is read-only")
+        try:
+            db = await aiosqlite.connect(p, timeout=0.2, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {p}: {exc}") from None
+        try:
+            meta = await cls._prepare(db, p, existed, token)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(p, db, meta)
+
+    @staticmethod
+    async def _prepare(db: aiosqlite.Connection, p: Path, existed: bool, token: str | None) -> dict[str, str]:
+        try:
+            if existed:
+                async with db.execute("PRAGMA quick_check") as cur:
+                    row = await cur.fetchone()
+                if not row or row[0] != "ok":
+                    raise JournalError(f"journal {p} is corrupt ({row[0] if row else 'no answer'}); it was left untouched")
+            # One process per journal: EXCLUSIVE holds the lock from the first write to close.
+            await db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            async with db.execute("PRAGMA journal_mode=WAL") as cur:
+                mode = (await cur.fetchone())[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"journal {p}: could not switch to WAL mode (got {mode})")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("BEGIN IMMEDIATE")  # takes the lock now, so a second console fails here
+            async with db.execute("PRAGMA user_version") as cur:
+                version = (await cur.fetchone())[0]
+            tables = {r[0] async for r in await db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version == 0 and tables:
+                await db.execute("ROLLBACK")
+                raise JournalError(f"{p} is an SQLite file but not a tradedesk journal; it was left untouched")
+            if version > SCHEMA_VERSION:
+                await db.execute("ROLLBACK")
+                raise JournalError(
+                    f"journal {p} has schema v{version}, newer than this tradedesk understands (v{SCHEMA_VERSION}): "
+                    "upgrade tradedesk; the journal was left untouched"
+                )
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in _MIGRATIONS[v]:
+                    await db.execute(stmt)
+            if version == 0:
+                import secrets
+
+                await db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("app", APP_ID), ("token", token or secrets.token_hex(3))],
+                )
+            if version != SCHEMA_VERSION:
+                await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            await db.execute("COMMIT")
+            async with db.execute("SELECT key, value FROM meta") as cur:
+                meta = {k: v async for k, v in cur}
+            if meta.get("app") != APP_ID:
+                raise JournalError(f"{p} is not a tradedesk journal; it was left untouched")
+            return meta
+        except sqlite3.OperationalError as exc:
+            msg = str(exc)
+            if "locked" in msg or "busy" in msg:
+                raise JournalError(f"journal {p} is in use by another tradedesk process (database is locked)") from None
+            if "readonly" in msg or "read-only" in msg:
+                raise JournalError(f"journal {p} is read-only: tradedesk needs to write to it") from None
+            raise JournalError(f"cannot open journal {p}: {msg}") from None
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"journal {p} is corrupt or not a database ({exc}); it was left untouched") from None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(
+        self,
+        kind: str,
+        *,
+        ts: str,
+        account: str | None = None,
+        order: Order | None = None,
+        orders: Iterable[Order] = (),
+        fill: Fill | None = None,
+        data: dict[str, Any] | None = None,
+        positions: Iterable[dict[str, Any]] = (),
+        ledger: dict[str, Any] | None = None,
+        state: dict[str, str] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue one event and its projection updates. Await the returned future: when it
+        resolves, the event is committed to disk."""
+        if self._closed:
+            raise JournalError(f"journal {self.path} is closed")
+        order_rows = []
+        payload: dict[str, Any] | str
+        if order is not None:
+            order_json = order.model_dump_json()
+            order_rows.append(_order_row(order, order_json))
+            payload = order_json if data is None else json.dumps({"order": json.loads(order_json), **data})
+        elif fill is not None:
+            payload = fill.model_dump_json()
+        else:
+            payload = json.dumps(data or {}, default=str)
+        for o in orders:
+            order_rows.append(_order_row(o, o.model_dump_json()))
+        fill_rows = [(fill.account, fill.id, fill.order_id, fill.model_dump_json())] if fill is not None else []
+        acct = account or (order.account if order else fill.account if fill else None)
+        pos_rows = [(acct or "paper", str(p["symbol"]), json.dumps(p)) for p in positions]
+        acct_rows = [(str(ledger["account"]), json.dumps(ledger))] if ledger else []
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(
+            _Write(
+                ts=ts,
+                kind=kind,
+                account=acct,
+                order_id=order.id if order else fill.order_id if fill else None,
+                data=payload if isinstance(payload, str) else json.dumps(payload),
+                orders=order_rows,
+                fills=fill_rows,
+                positions=pos_rows,
+                accounts=acct_rows,
+                state=list(state.items()) if state else [],
+                future=fut,
+            )
+        )
+        return fut
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                await self._commit(batch)
+                for w in batch:
+                    if not w.future.done():
+                        w.future.set_result(None)
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                # One bad write must not sink the others: commit them one by one.
+                for w in batch:
+                    try:
+                        await self._commit([w])
+                        if not w.future.done():
+                            w.future.set_result(None)
+                    except sqlite3.Error as exc:
+                        if self._db.in_transaction:
+                            await self._db.execute("ROLLBACK")
+                        if not w.future.done():
+                            w.future.set_exception(JournalError(f"journal write '{w.kind}' failed: {exc}"))
+            if stop:
+                return
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        db = self._db
+        await db.execute("BEGIN")
+        await db.executemany(
+            "INSERT INTO events(ts, kind, account, order_id, data) VALUES (?, ?, ?, ?, ?)",
+            [(w.ts, w.kind, w.account, w.order_id, w.data) for w in batch if w.kind],
+        )
+        orders = [r for w in batch for r in w.orders]
+        if orders:
+            await db.executemany(
+                "INSERT INTO orders(id, account, client_order_id, symbol, status, data) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET status=excluded.status, data=excluded.data",
+                orders,
+            )
+        fills = [r for w in batch for r in w.fills]
+        if fills:
+            await db.executemany("INSERT OR IGNORE INTO fills(account, id, order_id, data) VALUES (?, ?, ?, ?)", fills)
+        positions = [r for w in batch for r in w.positions]
+        if positions:
+            await db.executemany("INSERT OR REPLACE INTO positions(account, symbol, data) VALUES (?, ?, ?)", positions)
+        accounts = [r for w in batch for r in w.accounts]
+        if accounts:
+            await db.executemany("INSERT OR REPLACE INTO accounts(account, data) VALUES (?, ?)", accounts)
+        state = [r for w in batch for r in w.state]
+        if state:
+            await db.executemany("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", state)
+        await db.execute("COMMIT")
+        self.commits += 1
+        self.writes += len(batch)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        await self.write("", ts="")  # an empty kind writes no event: the audit trail stays clean
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def load(self) -> JournalContents:
+        db = self._db
+        orders = [Order.model_validate_json(r[0]) async for r in await db.execute("SELECT data FROM orders ORDER BY rowid")]
+        fills = [Fill.model_validate_json(r[0]) async for r in await db.execute("SELECT data FROM fills ORDER BY rowid")]
+        positions: dict[str, list[dict[str, Any]]] = {}
+        async for acct, data in await db.execute("SELECT account, data FROM positions ORDER BY account, symbol"):
+            positions.setdefault(acct, []).append(json.loads(data))
+        accounts = {a: json.loads(d) async for a, d in await db.execute("SELECT account, data FROM accounts")}
+        state = {k: v async for k, v in await db.execute("SELECT key, value FROM state")}
+        async with db.execute("SELECT count(*) FROM events") as cur:
+            count = (await cur.fetchone())[0]
+        return JournalContents(self.meta, orders, fills, positions, accounts, state, count)
+
+    async def events(self, *, order_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        sql = "SELECT seq, ts, kind, account, order_id, data FROM events"
+        args: tuple[Any, ...] = ()
+        if order_id is not None:
+            sql += " WHERE order_id = ?"
+            args = (order_id,)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        rows = await (await self._db.execute(sql, (*args, limit))).fetchall()
+        return [
+            {"seq": s, "ts": ts, "kind": k, "account": a, "order_id": o, "data": json.loads(d)}
+            for s, ts, k, a, o, d in reversed(rows)
+        ]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put_nowait(None)
+        await self._writer
+        await self._db.close()

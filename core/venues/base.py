@@ -1,0 +1,91 @@
+"""The venue protocol: what the engine needs from an exchange, simulated or real.
+
+Everything crossing this boundary is already Decimal; a venue implementation converts its own
+numbers on the way in (``core.numbers.to_decimal``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from core.models import Balance, Liquidity, Market, Order, OrderStatus
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFill:
+    trade_id: str
+    amount: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    liquidity: Liquidity
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class VenueReport:
+    """What a venue says about one order: its status and any fills not reported before."""
+
+    client_order_id: str
+    status: OrderStatus
+    venue_order_id: str | None = None
+    filled: Decimal = Decimal(0)
+    fills: list[VenueFill] = field(default_factory=list)
+    error: str | None = None
+    price: Decimal | None = None  # the working price/amount after an amend
+    amount: Decimal | None = None
+
+
+@dataclass(slots=True)
+class VenueUpdates:
+    reports: list[VenueReport]
+    prices: dict[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    last: Decimal
+
+    @property
+    def spread(self) -> Decimal:
+        return self.ask - self.bid
+
+
+class Venue(Protocol):
+    name: str
+    account: str
+    markets: dict[str, Market]
+    can_amend: bool
+    has_cancel_all: bool
+    lookup_is_definitive: bool  # True when "not found" proves the order never arrived
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, order: Order) -> VenueReport: ...
+
+    async def cancel(self, order: Order) -> VenueReport: ...
+
+    async def amend(self, order: Order, price: Decimal | None, amount: Decimal | None) -> VenueReport: ...
+
+    async def cancel_all(self, symbol: str | None = None) -> list[VenueReport]: ...
+
+    async def fetch_order(self, order: Order) -> VenueReport | None: ...
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueReport]: ...
+
+    async def fetch_balance(self) -> Balance: ...
+
+    async def poll(self) -> VenueUpdates: ...
+
+    def quote(self, symbol: str) -> Quote | None: ...
+
+    def restore(self, orders: Sequence[Order], prices: dict[str, Decimal]) -> None: ...
