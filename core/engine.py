@@ -39,6 +39,7 @@ from core.models import (
     Position,
     TradingState,
 )
+from core.numbers import clean
 from core.order_states import InvalidOrderTransition, check_transition, settle_reported, status_after_fill
 from core.streams import EventStream
 from core.venues.base import Venue, VenueReport, VenueUpdates
@@ -77,7 +78,7 @@ class Engine:
         *,
         db: str | os.PathLike[str] = "journal.sqlite",
         clock: Clock | None = None,
-        balance: Decimal = Decimal(10_000),
+        balance: Decimal = Decimal(100_000),
         tick_interval: float = 0.25,
         id_token: str | None = None,
     ) -> None:
@@ -112,7 +113,7 @@ class Engine:
         seed: int = 7,
         *,
         clock: Clock | None = None,
-        balance: Decimal | int | str = Decimal(10_000),
+        balance: Decimal | int | str = Decimal(100_000),
         symbols: Sequence[SymbolSpec] | None = None,
         maker_fee: Decimal | str = Decimal("0.0002"),
         taker_fee: Decimal | str = Decimal("0.0004"),
@@ -455,7 +456,7 @@ class Engine:
 
     def _track(self, order: Order) -> None:
         self._orders[order.id] = order
-        self._by_client[(order.account, order.client_order_id)] = order
+        self._by_client.setdefault((order.account, order.client_order_id), order)  # first owner keeps it
         if order.status.is_live:
             self._live[order.id] = order
         else:
@@ -498,7 +499,7 @@ class Engine:
             )
             cost = (order.average_price or ZERO) * order.filled + vf.amount * vf.price
             order.filled += vf.amount
-            order.average_price = (cost / order.filled).quantize(_AVG_PLACES).normalize()
+            order.average_price = clean((cost / order.filled).quantize(_AVG_PLACES))
             order.fee += vf.fee
             order.fee_currency = vf.fee_currency
             self.ledger.apply_fill(fill, order.leverage)
@@ -547,6 +548,8 @@ class Engine:
             last = journal.write(a.kind, ts=ts, order=a.order, data=data)
         assert last is not None
         await last  # the queue commits in order: the last write durable means all are
+        if not self._subscribers:
+            return
         for a in applied:
             self._publish(OrderUpdated(a.order.model_copy(), a.kind))
             for fill in a.fills:

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from core.models import ZERO, AccountStatus, Fill, Position, PositionSide, TradingState
+from core.numbers import clean
 
 _COST_PLACES = Decimal("1e-12")  # precision of the cost basis left after a partial close
 _PRICE_PLACES = Decimal("1e-8")
@@ -41,7 +42,7 @@ class _Book:
     def entry_price(self) -> Decimal:
         if self.qty == 0:
             return ZERO
-        return (self.cost / self.qty).quantize(_PRICE_PLACES).normalize()
+        return clean((self.cost / self.qty).quantize(_PRICE_PLACES))
 
     def notional(self) -> Decimal:
         return abs(self.qty) * (self.mark or self.entry_price())
@@ -51,7 +52,7 @@ class _Book:
 class Ledger:
     account: str = "paper"
     currency: str = "USDT"
-    initial_balance: Decimal = Decimal(10_000)
+    initial_balance: Decimal = Decimal(100_000)
     balance: Decimal = ZERO  # cash: initial + realized - fees
     realized: Decimal = ZERO
     fees: Decimal = ZERO
@@ -85,7 +86,7 @@ class Ledger:
                 book.opened_at = fill.timestamp
         elif abs(signed) <= abs(qty):
             closed = abs(signed)
-            removed = book.cost if closed == abs(qty) else (book.cost * closed / abs(qty)).quantize(_COST_PLACES)
+            removed = book.cost if closed == abs(qty) else clean((book.cost * closed / abs(qty)).quantize(_COST_PLACES))
             realized = -signed * fill.price - removed
             book.cost -= removed
         else:  # flips: close all, open the rest at the fill price
@@ -136,7 +137,11 @@ class Ledger:
 
     @property
     def unrealized(self) -> Decimal:
-        return sum((b.unrealized for b in self.books.values()), ZERO)
+        total = ZERO
+        for b in self.books.values():
+            if b.qty:
+                total += b.unrealized
+        return total
 
     @property
     def equity(self) -> Decimal:
@@ -148,9 +153,9 @@ class Ledger:
         side = PositionSide.FLAT if qty == 0 else PositionSide.LONG if qty > 0 else PositionSide.SHORT
         entry = book.entry_price()
         liq = None
-        if qty != 0:
+        if qty != 0 and (qty < 0 or book.leverage > 1):  # an unlevered long cannot be liquidated
             step = 1 / book.leverage - MAINTENANCE_MARGIN_RATE
-            liq = (entry * (1 - step) if qty > 0 else entry * (1 + step)).quantize(_PRICE_PLACES).normalize()
+            liq = clean((entry * (1 - step) if qty > 0 else entry * (1 + step)).quantize(_PRICE_PLACES))
         return Position(
             account=self.account,
             symbol=symbol,
@@ -175,7 +180,11 @@ class Ledger:
         return [self.position(s) for s, b in sorted(self.books.items()) if include_flat or b.qty != 0]
 
     def used_margin(self) -> Decimal:
-        return sum((b.notional() / b.leverage for b in self.books.values() if b.qty != 0), ZERO)
+        total = ZERO
+        for b in self.books.values():
+            if b.qty:
+                total += b.notional() / b.leverage
+        return total
 
     def exposure(self) -> Decimal:
         return sum((b.notional() for b in self.books.values() if b.qty != 0), ZERO)
@@ -184,7 +193,7 @@ class Ledger:
         """Account figures; ``reserved`` is margin held by open orders, which is not free."""
         equity = self.equity
         used = self.used_margin()
-        drawdown = max(self.equity_peak - equity, ZERO)
+        drawdown = clean(max(self.equity_peak - equity, ZERO))
         dd_pct = (drawdown / self.equity_peak * 100).quantize(Decimal("0.0001")) if self.equity_peak > 0 else ZERO
         return AccountStatus(
             account=self.account,

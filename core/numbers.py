@@ -34,3 +34,9 @@ def is_multiple(value: Decimal, step: Decimal) -> bool:
 
 def money(value: Decimal, places: int = 2) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def clean(value: Decimal) -> Decimal:
+    """Drop trailing zeros without switching to exponent notation (6.51E+4 stays 65100)."""
+    n = value.normalize()
+    return n.quantize(Decimal(1)) if n.as_tuple().exponent > 0 else n  # type: ignore[operator]

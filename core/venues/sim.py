@@ -105,7 +105,7 @@ class SimVenue:
         *,
         clock: Clock | None = None,
         account: str = "paper",
-        balance: Decimal = Decimal(10_000),
+        balance: Decimal = Decimal(100_000),
         maker_fee: Decimal = Decimal("0.0002"),
         taker_fee: Decimal = Decimal("0.0004"),
         dials: SimDials | None = None,
@@ -281,6 +281,9 @@ class SimVenue:
                 self._take(so, so.working_limit, Liquidity.MAKER, at_own_price=True)
                 if so.filled != before or not so.status.is_live:
                     changed[so.client_order_id] = so
+        now = self.clock.now()
+        for sym, price in prices.items():  # after matching, as the engine books fills before marks
+            self.ledger.mark(sym, price, now)
         return VenueUpdates([so.report() for so in changed.values()], prices)
 
     # -- matching ---------------------------------------------------------------------------
@@ -318,7 +321,7 @@ class SimVenue:
         elif not problems:
             need = order.amount * ref / order.leverage + order.amount * ref * self.taker_fee
             reducing = pos != 0 and (pos > 0) != (order.side is Side.BUY)
-            free = self.ledger.status(reserved=self._reserved).free_margin
+            free = self.ledger.equity - self.ledger.used_margin() - self._reserved
             if not reducing and need > free:
                 problems.append(
                     f"insufficient margin: the order needs {need.quantize(Decimal('0.01'))} {market.quote} "
