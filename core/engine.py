@@ -1,9 +1,9 @@
 """The engine: the facade every client uses (the console, scripts, tests).
 
-Order path: pre-checks -> journal the intent (durable) -> venue -> journal the answer ->
+Order path: risk check -> journal the intent (durable) -> venue -> journal the answer ->
 publish. Every venue answer, whether it comes back from a request or from the background poll,
 goes through ``_absorb``, the one place where fills are de-duplicated, the ledger is updated and
-the order state table is applied.
+the order state table is applied. Every fill and mark update then runs the circuit breakers.
 """
 
 from __future__ import annotations
@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+from core.breakers import BreakerMonitor
 from core.clock import Clock, SystemClock
+from core.config import Settings
 from core.errors import EngineError, OrderNotFound, OrderRejected, VenueError
 from core.events import (
     AccountChanged,
@@ -26,7 +30,9 @@ from core.events import (
     OrderUpdated,
     PositionChanged,
     PricesUpdated,
+    TradingStateChanged,
 )
+from core.halt import AccountHaltReport, HaltReport, retry_until, within
 from core.journal import Journal
 from core.ledger import Ledger
 from core.models import (
@@ -36,11 +42,15 @@ from core.models import (
     Order,
     OrderRequest,
     OrderStatus,
+    OrderType,
     Position,
+    Side,
     TradingState,
 )
-from core.numbers import clean
+from core.numbers import clean, floor_to_step
 from core.order_states import InvalidOrderTransition, check_transition, settle_reported, status_after_fill
+from core.risk import RiskContext, RiskEngine
+from core.signals import Direction, Signal, SignalVerdict, Sizing, screen_signal
 from core.streams import EventStream
 from core.venues.base import Venue, VenueReport, VenueUpdates
 from core.venues.sim import SimDials, SimVenue
@@ -48,6 +58,8 @@ from core.venues.sim_market import DEFAULT_SPECS, SimMarket, SymbolSpec
 
 S = OrderStatus
 _AVG_PLACES = Decimal("1e-10")
+_PENDING = (S.NEW, S.SUBMITTING, S.UNRESOLVED)
+_HISTORY = 600  # recent prices kept per symbol (signal volatility and trend)
 
 # The journal kind recorded when a venue answer leaves an order in this status.
 _KIND_FOR_STATUS = {
@@ -64,11 +76,35 @@ _KIND_FOR_STATUS = {
 }
 
 
+class Algorithm(Protocol):
+    """Anything the halt must stop first (execution algorithms register themselves)."""
+
+    name: str
+
+    async def stop(self, reason: str) -> None: ...
+
+
 @dataclass(slots=True)
 class _Applied:
     order: Order
     fills: list[Fill]
     kind: str
+
+
+@dataclass(slots=True)
+class _Account:
+    """One trading account: its venue, its books and its limits."""
+
+    name: str
+    venue: Venue
+    ledger: Ledger
+    risk: RiskEngine
+    breakers: BreakerMonitor
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    history: dict[str, deque[Decimal]] = field(default_factory=dict)
+    last_trade_at: dict[str, datetime] = field(default_factory=dict)
+    holds: dict[str, Decimal] = field(default_factory=dict)  # order id -> margin its remainder holds
+    reserved: Decimal = ZERO
 
 
 class Engine:
@@ -79,18 +115,22 @@ class Engine:
         db: str | os.PathLike[str] = "journal.sqlite",
         clock: Clock | None = None,
         balance: Decimal = Decimal(100_000),
+        settings: Settings | None = None,
         tick_interval: float = 0.25,
         id_token: str | None = None,
     ) -> None:
-        self.venue = venue
-        self.account = venue.account
-        self.db_path = db
         self.clock = clock or SystemClock()
+        self.settings = settings or Settings()
+        self.db_path = db
         self.tick_interval = tick_interval
-        self.ledger = Ledger(account=self.account, initial_balance=balance)
         self.journal: Journal | None = None
-        self.trading_state = TradingState.ACTIVE
+        self.trading_state = self.settings.initial_state
         self.trading_state_reason = ""
+        self.last_halt: HaltReport | None = None
+        self._initial_balance = balance
+        self._accounts: dict[str, _Account] = {}
+        self._add_account(venue, balance)
+        self.account = venue.account
         self._id_token = id_token
         self._token = ""
         self._seq = 0
@@ -99,10 +139,22 @@ class Engine:
         self._live: dict[str, Order] = {}
         self._fill_ids: set[tuple[str, str]] = set()
         self._subscribers: list[EventStream] = []
-        self._prices: dict[str, Decimal] = {}
-        self._running = False
+        self._algos: set[Algorithm] = set()
+        self._halt_lock = asyncio.Lock()
         self._closed = False
         self._stop = asyncio.Event()
+
+    def _add_account(self, venue: Venue, balance: Decimal) -> None:
+        name = venue.account
+        if name in self._accounts:
+            raise EngineError(f"account {name!r} is configured twice")
+        self._accounts[name] = _Account(
+            name=name,
+            venue=venue,
+            ledger=Ledger(account=name, initial_balance=balance),
+            risk=RiskEngine(self.settings.limits_for(name), self.clock),
+            breakers=BreakerMonitor(self.settings.breakers),
+        )
 
     # -- construction -----------------------------------------------------------------------
 
@@ -118,6 +170,7 @@ class Engine:
         maker_fee: Decimal | str = Decimal("0.0002"),
         taker_fee: Decimal | str = Decimal("0.0004"),
         dials: SimDials | None = None,
+        settings: Settings | None = None,
         tick_interval: float = 0.25,
         exchange: str | None = None,
     ) -> Engine:
@@ -136,7 +189,10 @@ class Engine:
         )
         # Paper ids never reach a real venue, so a token derived from the seed keeps them stable.
         token = hashlib.sha256(f"paper:{seed}".encode()).hexdigest()[:6]
-        return cls(venue, db=db, clock=clock, balance=Decimal(str(balance)), tick_interval=tick_interval, id_token=token)
+        return cls(
+            venue, db=db, clock=clock, balance=Decimal(str(balance)), settings=settings,
+            tick_interval=tick_interval, id_token=token,
+        )
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -145,32 +201,51 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def venue(self) -> Venue:
+        """The default account's venue."""
+        return self._accounts[self.account].venue
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._accounts[self.account].ledger
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self._accounts)
+
     async def start(self) -> None:
         """Open the journal, restore every order, fill, position and the trading state."""
         self.journal = await Journal.open(self.db_path, token=self._id_token)
         contents = await self.journal.load()
         self._token = contents.meta["token"]
         prefix = f"td{self._token}"
-        acct = contents.accounts.get(self.account)
-        if acct is not None:
-            self.ledger = Ledger.restore(acct, contents.positions.get(self.account, []))
-        else:
-            await self.journal.write("account_opened", ts=self._ts(), ledger=self.ledger.snapshot())
+        for acct in self._accounts.values():
+            snap = contents.accounts.get(acct.name)
+            if snap is not None:
+                acct.ledger = Ledger.restore(snap, contents.positions.get(acct.name, []))
+            else:
+                await self.journal.write("account_opened", ts=self._ts(), account=acct.name, ledger=acct.ledger.snapshot())
         for order in contents.orders:
             self._track(order)
             if order.id.startswith(prefix) and order.id[len(prefix):].isdigit():
                 self._seq = max(self._seq, int(order.id[len(prefix):]))
         self._fill_ids.update((f.account, f.id) for f in contents.fills)
-        self.trading_state = TradingState(contents.state.get("trading_state", TradingState.ACTIVE.value))
+        self.trading_state = TradingState(contents.state.get("trading_state", self.settings.initial_state.value))
         self.trading_state_reason = contents.state.get("trading_state_reason", "")
-        marks = {b.symbol: b.mark for b in self.ledger.books.values() if b.mark > 0}
-        if isinstance(self.venue, SimVenue):
-            self.venue.restore(list(self._live.values()), marks, self.ledger)
-        await self.venue.connect()
-        for sym in self.venue.markets:
-            q = self.venue.quote(sym)
-            if q is not None:
-                self._prices[sym] = q.last
+        for acct in self._accounts.values():
+            marks = {b.symbol: b.mark for b in acct.ledger.books.values() if b.mark > 0}
+            if isinstance(acct.venue, SimVenue):
+                live = [o for o in self._live.values() if o.account == acct.name]
+                acct.venue.restore(live, marks, acct.ledger)
+            await acct.venue.connect()
+            for sym in acct.venue.markets:
+                q = acct.venue.quote(sym)
+                if q is not None:
+                    acct.prices[sym] = q.last
+                    acct.history[sym] = deque([q.last], maxlen=_HISTORY)
+        for order in self._live.values():
+            self._hold(order)
         # Orders whose submit answer never came back (crash or timeout): settle them first.
         for order in [o for o in self._live.values() if o.status in (S.SUBMITTING, S.UNRESOLVED)]:
             if order.status is S.SUBMITTING:
@@ -181,13 +256,17 @@ class Engine:
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
         self._stop.set()
         if self.journal is not None:
-            books = [self.ledger.book_snapshot(s) for s in self.ledger.books]
-            await self.journal.write("engine_stopped", ts=self._ts(), positions=books, ledger=self.ledger.snapshot())
+            for acct in self._accounts.values():
+                books = [acct.ledger.book_snapshot(s) for s in acct.ledger.books]
+                self.journal.write("engine_stopped", ts=self._ts(), account=acct.name, positions=books,
+                                   ledger=acct.ledger.snapshot())
+            self._closed = True
             await self.journal.close()
-        await self.venue.close()
+        self._closed = True
+        for acct in self._accounts.values():
+            await acct.venue.close()
         for stream in list(self._subscribers):
             stream.end()
 
@@ -196,34 +275,46 @@ class Engine:
     async def place_order(self, request: OrderRequest) -> Order:
         """Place an order. A refused or failed order comes back with status rejected/failed and
         an error message; it is journaled either way."""
+        return await self._place(request)
+
+    async def _place(self, request: OrderRequest, *, closing: bool = False) -> Order:
         journal = self._journal()
         now = self.clock.now()
         self._seq += 1
         order = Order.from_request(request, id=f"td{self._token}{self._seq:06d}", account=self.account, now=now)
-        reasons = self.precheck(order)
+        acct = self._accounts.get(order.account)
+        if acct is None:
+            raise EngineError(f"unknown account {order.account!r} (accounts: {', '.join(self._accounts)})")
+        notes = acct.risk.round_to_market(order, acct.venue.markets[order.symbol]) if (
+            acct.risk.limits.round_to_market and order.symbol in acct.venue.markets) else []
+        reasons = acct.risk.check(order, self._risk_context(acct, order, closing))
         if reasons:
             order.status = S.REJECTED
             order.error = "refused: " + "; ".join(reasons)
             self._track(order)
-            await journal.write("risk_refused", ts=self._ts(), order=order, data={"reasons": reasons})
+            await journal.write("risk_refused", ts=self._ts(), order=order, data={"reasons": reasons, "notes": notes})
             self._publish(OrderUpdated(order.model_copy(), "risk_refused"))
             self._notice("warning", f"{order.symbol} {order.side.value} {order.amount} refused: {'; '.join(reasons)}")
             return order.model_copy()
         order.status = S.SUBMITTING
         order.submitted_at = now
         self._track(order)
-        await journal.write("order_created", ts=self._ts(), order=order)  # write-ahead: durable before the venue hears
+        self._hold(order)
+        # write-ahead: the order and its client order id are durable before the venue hears of it
+        await journal.write("order_created", ts=self._ts(), order=order, data={"notes": notes} if notes else None)
         try:
-            report = await self.venue.submit(order)
+            report = await acct.venue.submit(order)
         except OrderRejected as exc:
             self._set_status(order, S.REJECTED, str(exc))
+            acct.breakers.record_reject(self.clock.monotonic())
             await journal.write("order_rejected", ts=self._ts(), order=order)
             self._publish(OrderUpdated(order.model_copy(), "order_rejected"))
-            self._notice("warning", f"{order.symbol} order rejected by {self.venue.name}: {exc}")
+            self._notice("warning", f"{order.symbol} order rejected by {acct.venue.name}: {exc}")
+            await self._run_breakers(acct)
             return order.model_copy()
         except VenueError as exc:
             # The venue may have the order: never call it failed, settle it by lookup.
-            self._set_status(order, S.UNRESOLVED, f"no answer from {self.venue.name} ({exc}); settling by client order id")
+            self._set_status(order, S.UNRESOLVED, f"no answer from {acct.venue.name} ({exc}); settling by client order id")
             await journal.write("order_unresolved", ts=self._ts(), order=order)
             self._publish(OrderUpdated(order.model_copy(), "order_unresolved"))
             await self._settle(order)
@@ -250,16 +341,28 @@ class Engine:
             OrderRequest(symbol=symbol, side=side, type=kind, amount=amount, stop_price=stop_price, price=price, **kw)
         )
 
-    def precheck(self, order: Order) -> list[str]:
-        """Reasons to refuse an order before it is sent (every reason, not just the first)."""
-        reasons = []
-        if order.symbol not in self.venue.markets:
-            reasons.append(f"unknown symbol {order.symbol} (markets: {', '.join(sorted(self.venue.markets))})")
-        if (order.account, order.client_order_id) in self._by_client:
-            reasons.append(f"duplicate client order id {order.client_order_id}")
-        if self.trading_state is TradingState.HALTED:
-            reasons.append(f"trading is HALTED ({self.trading_state_reason or 'no reason given'}): resume first")
-        return reasons
+    def check_order(self, request: OrderRequest) -> list[str]:
+        """The risk verdict for a request, without placing it (the console shows it live)."""
+        acct = self._accounts.get(request.account or self.account)
+        if acct is None:
+            return [f"unknown account {request.account!r}"]
+        order = Order.from_request(request, id="preview", account=acct.name, now=self.clock.now())
+        return acct.risk.check(order, self._risk_context(acct, order, False), record=False)
+
+    def _risk_context(self, acct: _Account, order: Order, closing: bool) -> RiskContext:
+        ledger = acct.ledger
+        equity = ledger.equity
+        return RiskContext(
+            market=acct.venue.markets.get(order.symbol),
+            last=acct.prices.get(order.symbol),
+            position=ledger.signed_size(order.symbol),
+            equity=equity,
+            free_margin=equity - ledger.used_margin() - acct.reserved,
+            exposure=ledger.exposure(),
+            state=self.trading_state,
+            duplicate_client_id=(order.account, order.client_order_id) in self._by_client,
+            closing=closing,
+        )
 
     # -- cancelling and modifying --------------------------------------------------------------
 
@@ -271,16 +374,17 @@ class Engine:
             await self._settle(order)
         if order.is_final:
             return order.model_copy()
-        if order.status in (S.NEW, S.SUBMITTING, S.UNRESOLVED):
+        if order.status in _PENDING:
             raise EngineError(
                 f"order {order.id} is {order.status.value}: the venue has not confirmed it yet, so it cannot be cancelled now"
             )
+        venue = self._accounts[order.account].venue
         before = order.status if order.status is not S.CANCELLING else (S.PARTIALLY_FILLED if order.filled else S.OPEN)
         if order.status is not S.CANCELLING:
             self._set_status(order, S.CANCELLING)
             journal.write("cancel_requested", ts=self._ts(), order=order)
         try:
-            report = await self.venue.cancel(order)
+            report = await venue.cancel(order)
         except OrderNotFound as exc:
             report = await self._lookup_after_missing(order, str(exc))
             if report is None:
@@ -300,45 +404,95 @@ class Engine:
         return order.model_copy()
 
     async def cancel_all_orders(self, symbol: str | None = None) -> list[Order]:
-        """Cancel every live order (of one symbol), using the venue's cancel-all where it has one."""
-        journal = self._journal()
-        targets = [
-            o for o in self._live.values()
-            if (symbol is None or o.symbol == symbol) and o.status not in (S.NEW, S.SUBMITTING, S.UNRESOLVED)
-        ]
+        """Cancel every live order (of one symbol) on every account, using each venue's
+        cancel-all where it has one. Returns the orders as they ended."""
+        self._journal()
+        targets = [o for o in self._live.values() if (symbol is None or o.symbol == symbol) and o.status not in _PENDING]
         if not targets:
             return []
-        if not self.venue.has_cancel_all:
-            return list(await asyncio.gather(*(self.cancel_order(o.id) for o in targets)))
-        by_symbol: dict[str, list[Order]] = {}
-        for o in targets:
-            by_symbol.setdefault(o.symbol, []).append(o)
-            if o.status is not S.CANCELLING:
-                self._set_status(o, S.CANCELLING)
-                journal.write("cancel_requested", ts=self._ts(), order=o)
-        results = await asyncio.gather(*(self.venue.cancel_all(sym) for sym in by_symbol), return_exceptions=True)
-        applied: list[_Applied] = []
-        for (sym, orders), result in zip(by_symbol.items(), results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, VenueError):
-                    raise result
-                for o in orders:
-                    self._set_status(o, S.PARTIALLY_FILLED if o.filled else S.OPEN, f"cancel failed: {result}")
-                    applied.append(_Applied(o, [], "cancel_failed"))
-                self._notice("error", f"cancel-all for {sym} failed: {result}")
-                continue
-            seen = {r.client_order_id for r in result}
-            for r in result:
-                o = self._by_client.get((self.account, r.client_order_id))
-                if o is not None:
-                    applied.append(self._absorb(o, r, "order_cancelled"))
-            for o in orders:  # not in the venue's answer: already final there, ask for its state
-                if o.client_order_id not in seen:
-                    r = await self.venue.fetch_order(o)
-                    if r is not None:
-                        applied.append(self._absorb(o, r, "order_cancelled"))
-        await self._commit(applied)
+        await asyncio.gather(*(self._cancel_account(acct, [o for o in targets if o.account == acct.name], None)
+                               for acct in self._accounts.values()))
         return [o.model_copy() for o in targets]
+
+    async def _cancel_account(
+        self, acct: _Account, orders: list[Order], deadline: float | None, report: AccountHaltReport | None = None
+    ) -> None:
+        """Cancel ``orders`` on one account, concurrently: per-symbol cancel-all where the
+        venue has it, per order otherwise. With a deadline, transient errors are retried."""
+        if not orders:
+            return
+        journal = self._journal()
+        venue = acct.venue
+        halt = self.settings.halt
+
+        async def call(fn: Any) -> Any:
+            if deadline is None:
+                return await fn()
+            return await retry_until(self.clock, deadline, halt, fn)
+
+        for o in orders:
+            if o.status is not S.CANCELLING and o.status.is_live:
+                self._set_status(o, S.CANCELLING)
+        journal.write("cancel_requested", ts=self._ts(), account=acct.name,
+                      orders=[o for o in orders if o.status is S.CANCELLING],
+                      data={"orders": [o.id for o in orders]})
+        applied: list[_Applied] = []
+        if venue.has_cancel_all:
+            by_symbol: dict[str, list[Order]] = {}
+            for o in orders:
+                by_symbol.setdefault(o.symbol, []).append(o)
+            results = await asyncio.gather(
+                *(call(lambda sym=sym: venue.cancel_all(sym)) for sym in by_symbol), return_exceptions=True
+            )
+            for (sym, group), result in zip(by_symbol.items(), results, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, VenueError):
+                        raise result
+                    for o in group:
+                        self._revert_cancel(o, f"cancel failed: {result}")
+                        applied.append(_Applied(o, [], "cancel_failed"))
+                        if report is not None:
+                            report.failed[o.id] = str(result)
+                    self._notice("error", f"cancel-all for {sym} on {acct.name} failed: {result}")
+                    continue
+                for r in result:
+                    o = self._by_client.get((acct.name, r.client_order_id))
+                    if o is not None:
+                        applied.append(self._absorb(o, r, "order_cancelled"))
+        else:
+            results = await asyncio.gather(*(call(lambda o=o: venue.cancel(o)) for o in orders), return_exceptions=True)
+            for o, result in zip(orders, results, strict=True):
+                if isinstance(result, OrderNotFound):
+                    continue  # settled by the lookup below
+                if isinstance(result, BaseException):
+                    if not isinstance(result, VenueError):
+                        raise result
+                    self._revert_cancel(o, f"cancel failed: {result}")
+                    applied.append(_Applied(o, [], "cancel_failed"))
+                    if report is not None:
+                        report.failed[o.id] = str(result)
+                    continue
+                applied.append(self._absorb(o, result, "order_cancelled"))
+        # Orders the answers did not mention were already final at the venue: ask for their state.
+        for o in orders:
+            if o.status is S.CANCELLING:
+                try:
+                    r = await call(lambda o=o: venue.fetch_order(o))
+                except VenueError as exc:
+                    self._revert_cancel(o, f"cancel not confirmed: {exc}")
+                    applied.append(_Applied(o, [], "cancel_failed"))
+                    continue
+                if r is not None:
+                    applied.append(self._absorb(o, r, "order_cancelled"))
+                    if o.status is S.CANCELLING and r.status.is_live:
+                        self._revert_cancel(o, "the venue kept the order open")
+        await self._commit(applied)
+        if report is not None:
+            report.cancelled.extend(o.id for o in orders if o.status is S.CANCELLED)
+
+    def _revert_cancel(self, order: Order, why: str) -> None:
+        if order.status is S.CANCELLING:
+            self._set_status(order, S.PARTIALLY_FILLED if order.filled else S.OPEN, why)
 
     async def modify_order(self, order_id: str, price: Decimal | None = None, amount: Decimal | None = None) -> Order:
         """Change a live order's price and/or amount: amended in place where the venue can,
@@ -353,12 +507,15 @@ class Engine:
                 problems.append(f"{name} must be a Decimal > 0, got {value!r}")
         if amount is not None and isinstance(amount, Decimal) and amount <= order.filled:
             problems.append(f"amount must be above the filled amount {order.filled}, got {amount}")
-        if order.is_final or order.status in (S.NEW, S.SUBMITTING, S.UNRESOLVED, S.CANCELLING):
+        if order.is_final or order.status in (*_PENDING, S.CANCELLING):
             problems.append(f"order {order.id} is {order.status.value} and cannot be modified")
+        if self.trading_state is TradingState.HALTED:
+            problems.append("trading is HALTED: orders cannot be modified")
         if problems:
             raise EngineError("; ".join(problems))
+        venue = self._accounts[order.account].venue
         before = {"price": str(order.price), "amount": str(order.amount)}
-        if not self.venue.can_amend:
+        if not venue.can_amend:
             cancelled = await self.cancel_order(order.id)
             if cancelled.status is not S.CANCELLED or cancelled.remaining <= 0:
                 raise EngineError(f"order {order.id} could not be replaced: it is {cancelled.status.value}")
@@ -368,16 +525,226 @@ class Engine:
                     symbol=order.symbol, side=order.side, type=order.type, amount=new_amount,
                     price=price if price is not None else order.price, stop_price=order.stop_price,
                     time_in_force=order.time_in_force, reduce_only=order.reduce_only, leverage=order.leverage,
-                    tag=f"replaces {order.id}",
+                    tag=f"replaces {order.id}", account=order.account,
                 )
             )
         try:
-            report = await self.venue.amend(order, price, amount)
+            report = await venue.amend(order, price, amount)
         except VenueError as exc:
             await journal.write("modify_refused", ts=self._ts(), order=order, data={"error": str(exc)})
-            raise EngineError(f"modify of {order.id} refused by {self.venue.name}: {exc}") from None
+            raise EngineError(f"modify of {order.id} refused by {venue.name}: {exc}") from None
         await self._commit([self._absorb(order, report, "order_modified")], data={"before": before})
         return order.model_copy()
+
+    # -- trading state and the halt ---------------------------------------------------------------
+
+    async def halt_trading(self, reason: str, flatten: bool = False) -> HaltReport:
+        """Stop everything: persist HALTED, stop algorithms, cancel every open order on every
+        account and prove the book is empty; with ``flatten`` also close every position.
+        Idempotent, and never blocked by one slow venue (each account has the deadline)."""
+        reason = reason.strip() or "halt"
+        async with self._halt_lock:
+            t0 = self.clock.monotonic()
+            started = self.clock.now()
+            await self._set_trading_state(TradingState.HALTED, reason, "halted")
+            for algo in list(self._algos):
+                try:
+                    await algo.stop(f"halt: {reason}")
+                except Exception as exc:  # noqa: BLE001 - a broken algorithm must not stop the halt
+                    self._notice("error", f"algorithm {algo.name} did not stop cleanly: {exc}")
+                self._algos.discard(algo)
+            deadline = t0 + self.settings.halt.deadline_seconds
+            reports = await asyncio.gather(*(self._halt_account(acct, deadline, flatten) for acct in self._accounts.values()))
+            report = HaltReport(
+                reason=reason, flatten=flatten, started_at=started, finished_at=self.clock.now(),
+                seconds=self.clock.monotonic() - t0, accounts=list(reports),
+            )
+            self.last_halt = report
+            await self._journal().write("halt_report", ts=self._ts(), data=report.model_dump(mode="json"))
+            self._notice("info" if report.clean else "error", report.summary(), {"halt": report})
+            return report
+
+    async def emergency_close_all(self, reason: str = "emergency close all") -> HaltReport:
+        """Halt and flatten every position with reduce-only market orders."""
+        return await self.halt_trading(reason, flatten=True)
+
+    async def _halt_account(self, acct: _Account, deadline: float, flatten: bool) -> AccountHaltReport:
+        t0 = self.clock.monotonic()
+        report = AccountHaltReport(account=acct.name, venue=acct.venue.name)
+        try:
+            await within(self.clock, deadline - t0, self._halt_account_work(acct, deadline, flatten, report))
+        except TimeoutError:
+            report.error = f"{acct.venue.name} did not answer within the {self.settings.halt.deadline_seconds:g} s deadline"
+        except VenueError as exc:
+            report.error = f"{acct.venue.name}: {exc}"
+        if report.error:
+            live = [o.id for o in self._live.values() if o.account == acct.name]
+            report.remaining = sorted(set(report.remaining) | set(live))
+        report.seconds = self.clock.monotonic() - t0
+        return report
+
+    async def _halt_account_work(self, acct: _Account, deadline: float, flatten: bool, report: AccountHaltReport) -> None:
+        venue = acct.venue
+        for o in [o for o in self._live.values() if o.account == acct.name and o.status in _PENDING]:
+            await self._settle(o)  # an unresolved order may be live: find out before cancelling
+        targets = [o for o in self._live.values() if o.account == acct.name and o.status not in _PENDING]
+        await self._cancel_account(acct, targets, deadline, report)
+        # Prove it: read the venue's open orders back; cancel stragglers until the deadline.
+        while True:
+            open_reports = await retry_until(self.clock, deadline, self.settings.halt, venue.fetch_open_orders)
+            stragglers = [self._by_client.get((acct.name, r.client_order_id)) for r in open_reports]
+            known = [o for o in stragglers if o is not None]
+            unknown = [r.client_order_id for r, o in zip(open_reports, stragglers, strict=True) if o is None]
+            if not open_reports:
+                report.verified = True
+                report.remaining = [o.id for o in self._live.values() if o.account == acct.name and o.status in _PENDING]
+                break
+            if self.clock.monotonic() >= deadline:
+                report.remaining = [o.id for o in known] + [f"external:{cid}" for cid in unknown]
+                break
+            for r, o in zip(open_reports, stragglers, strict=True):
+                if o is not None:
+                    await self._commit([self._absorb(o, r, "order_updated")])
+            await self._cancel_account(acct, [o for o in known if o.status.is_live and o.status not in _PENDING], deadline, report)
+            # Orders the journal does not know (placed elsewhere) go too, where cancel-all can reach them.
+            external_symbols = {r.symbol for r, o in zip(open_reports, stragglers, strict=True) if o is None and r.symbol}
+            if external_symbols and venue.has_cancel_all:
+                for sym in sorted(external_symbols):
+                    await retry_until(self.clock, deadline, self.settings.halt, lambda sym=sym: venue.cancel_all(sym))
+            elif unknown and not known:
+                report.remaining = [f"external:{cid}" for cid in unknown]
+                break
+        for oid in report.failed:
+            if oid in self._orders and self._orders[oid].is_final:
+                report.failed.pop(oid, None)
+        if flatten:
+            await self._flatten(acct, deadline, report)
+
+    async def _flatten(self, acct: _Account, deadline: float, report: AccountHaltReport) -> None:
+        positions = await retry_until(self.clock, deadline, self.settings.halt, acct.venue.fetch_positions)
+        for symbol, size in sorted(positions.items()):
+            side = Side.SELL if size > 0 else Side.BUY
+            order = await self._place(
+                OrderRequest(symbol=symbol, side=side, type=OrderType.MARKET, amount=abs(size), reduce_only=True,
+                             tag="halt flatten", account=acct.name),
+                closing=True,
+            )
+            if order.filled > 0:
+                report.positions_closed.append(symbol)
+            if order.status is S.REJECTED or order.status is S.FAILED:
+                report.failed[order.id] = order.error or order.status.value
+        left = await retry_until(self.clock, deadline, self.settings.halt, acct.venue.fetch_positions)
+        report.positions_left = [f"{sym} {size}" for sym, size in sorted(left.items())]
+
+    async def resume_trading(self, reason: str) -> None:
+        """Lift HALTED or REDUCING. Explicit and journaled: a reason is required."""
+        if not reason or not reason.strip():
+            raise EngineError("resuming needs a reason (it is journaled)")
+        if self.trading_state is TradingState.ACTIVE:
+            return
+        for acct in self._accounts.values():
+            acct.breakers.consecutive_losses = 0
+        await self._set_trading_state(TradingState.ACTIVE, reason.strip(), "resumed")
+
+    async def set_reducing(self, reason: str) -> None:
+        """Allow only orders that reduce a position (a softer stop than the halt)."""
+        if self.trading_state is TradingState.HALTED:
+            raise EngineError("trading is HALTED: resume first, then set REDUCING")
+        await self._set_trading_state(TradingState.REDUCING, reason.strip() or "reducing", "reducing")
+
+    async def _set_trading_state(self, state: TradingState, reason: str, kind: str) -> None:
+        self.trading_state = state
+        self.trading_state_reason = reason
+        await self._journal().write(
+            kind, ts=self._ts(), data={"state": state.value, "reason": reason},
+            state={"trading_state": state.value, "trading_state_reason": reason},
+        )
+        self._publish(TradingStateChanged(state, reason, self.clock.now()))
+        self._notice("warning" if state is not TradingState.ACTIVE else "info", f"trading {state.value}: {reason}")
+
+    def register_algorithm(self, algo: Algorithm) -> None:
+        self._algos.add(algo)
+
+    def unregister_algorithm(self, algo: Algorithm) -> None:
+        self._algos.discard(algo)
+
+    async def _run_breakers(self, acct: _Account) -> None:
+        if self.trading_state is TradingState.HALTED:
+            return
+        trips = acct.breakers.evaluate(self.account_status(acct.name), self.clock.monotonic())
+        if not trips:
+            return
+        halting = [t for t in trips if t.action is TradingState.HALTED]
+        if halting:
+            reason = "; ".join(t.reason for t in halting)
+            await self._journal().write("breaker_tripped", ts=self._ts(), account=acct.name,
+                                        data={"breakers": [t.breaker for t in halting], "reason": reason})
+            await self.halt_trading(reason)
+        elif self.trading_state is TradingState.ACTIVE:
+            reason = "; ".join(t.reason for t in trips)
+            await self._journal().write("breaker_tripped", ts=self._ts(), account=acct.name,
+                                        data={"breakers": [t.breaker for t in trips], "reason": reason})
+            await self._set_trading_state(TradingState.REDUCING, reason, "reducing")
+
+    # -- signals ----------------------------------------------------------------------------
+
+    async def check_signal(self, signal: Signal) -> SignalVerdict:
+        acct = self._accounts[self.account]
+        return screen_signal(
+            signal,
+            filters=self.settings.signals,
+            now=self.clock.now(),
+            state=self.trading_state,
+            quote=acct.venue.quote(signal.symbol) if signal.symbol in acct.venue.markets else None,
+            prices=acct.history.get(signal.symbol, ()),
+            last_trade_at=acct.last_trade_at.get(signal.symbol),
+            has_position=acct.ledger.signed_size(signal.symbol) != 0,
+        )
+
+    async def execute_signal(self, signal: Signal, sizing: Sizing) -> tuple[SignalVerdict, list[Order]]:
+        """Confirm a signal and place it: the entry (market, or limit at ``entry``) and, once it
+        fills, reduce-only stop-loss and take-profit orders sized to the filled amount."""
+        verdict = await self.check_signal(signal)
+        journal = self._journal()
+        if not verdict.confirmed:
+            await journal.write("signal_refused", ts=self._ts(), data=verdict.model_dump(mode="json"))
+            self._notice("warning", f"signal {signal.symbol} {signal.direction.value} refused: {'; '.join(verdict.reasons)}")
+            return verdict, []
+        await journal.write("signal_confirmed", ts=self._ts(), data=verdict.model_dump(mode="json"))
+        acct = self._accounts[self.account]
+        market = acct.venue.markets[signal.symbol]
+        position = acct.ledger.signed_size(signal.symbol)
+        if signal.direction is Direction.CLOSE:
+            side = Side.SELL if position > 0 else Side.BUY
+            order = await self.place_order(OrderRequest(symbol=signal.symbol, side=side, type="market",
+                                                        amount=abs(position), reduce_only=True, tag=f"signal {signal.source}"))
+            return verdict, [order]
+        side = Side.BUY if signal.direction is Direction.LONG else Side.SELL
+        price = signal.entry or acct.prices[signal.symbol]
+        if sizing.amount is not None:
+            amount = sizing.amount
+        else:
+            assert sizing.equity_fraction is not None
+            amount = acct.ledger.equity * sizing.equity_fraction * sizing.leverage / price
+        amount = floor_to_step(amount, market.lot_size)
+        if amount <= 0:
+            raise EngineError(f"sizing gives no tradable amount of {signal.symbol} (lot size {market.lot_size})")
+        entry = await self.place_order(OrderRequest(
+            symbol=signal.symbol, side=side, type="limit" if signal.entry else "market", amount=amount,
+            price=signal.entry, leverage=sizing.leverage, tag=f"signal {signal.source}",
+        ))
+        orders = [entry]
+        if entry.filled > 0:
+            exit_side = side.opposite
+            if signal.stop_loss is not None:
+                orders.append(await self.place_order(OrderRequest(
+                    symbol=signal.symbol, side=exit_side, type="stop", amount=entry.filled,
+                    stop_price=signal.stop_loss, reduce_only=True, tag=f"stop-loss for {entry.id}")))
+            if signal.take_profit is not None:
+                orders.append(await self.place_order(OrderRequest(
+                    symbol=signal.symbol, side=exit_side, type="take_profit", amount=entry.filled,
+                    stop_price=signal.take_profit, reduce_only=True, tag=f"take-profit for {entry.id}")))
+        return verdict, orders
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -392,16 +759,20 @@ class Engine:
         return [o.model_copy() for o in self._orders.values()]
 
     async def get_positions(self) -> list[Position]:
-        return self.ledger.positions()
+        return [p for acct in self._accounts.values() for p in acct.ledger.positions()]
 
-    async def get_account_status(self) -> AccountStatus:
-        return self.account_status()
+    async def get_account_status(self, account: str | None = None) -> AccountStatus:
+        return self.account_status(account)
 
-    def account_status(self) -> AccountStatus:
-        return self.ledger.status(self.trading_state, reserved=self._reserved_margin())
+    def account_status(self, account: str | None = None) -> AccountStatus:
+        acct = self._accounts[account or self.account]
+        return acct.ledger.status(self.trading_state, reserved=acct.reserved)
 
-    def prices(self) -> dict[str, Decimal]:
-        return dict(self._prices)
+    def prices(self, account: str | None = None) -> dict[str, Decimal]:
+        return dict(self._accounts[account or self.account].prices)
+
+    def markets(self, account: str | None = None) -> dict[str, Any]:
+        return dict(self._accounts[account or self.account].venue.markets)
 
     def events(self) -> EventStream:
         """Subscribe to engine events from now on: ``async for event in engine.events(): ...``"""
@@ -412,28 +783,25 @@ class Engine:
     # -- background loops -------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """One round of the background work: poll the venue, book what changed, mark positions."""
+        """One round of the background work: poll each venue, book what changed, mark positions."""
         self._journal()
-        updates = await self.venue.poll()
-        await self._apply_updates(updates)
+        for acct in self._accounts.values():
+            updates = await acct.venue.poll()
+            await self._apply_updates(acct, updates)
         for order in [o for o in self._live.values() if o.status is S.UNRESOLVED]:
             await self._settle(order)
 
     async def run(self) -> None:
         """Run the background loops until the engine closes. Venue errors are reported and the
         loop carries on; anything else propagates to the caller (a console worker, a script)."""
-        self._running = True
-        try:
-            while not self._stop.is_set():
-                await self.clock.sleep(self.tick_interval)
-                if self._stop.is_set():
-                    break
-                try:
-                    await self.tick()
-                except VenueError as exc:
-                    self._notice("error", f"{self.venue.name} poll failed: {exc}")
-        finally:
-            self._running = False
+        while not self._stop.is_set():
+            await self.clock.sleep(self.tick_interval)
+            if self._stop.is_set():
+                break
+            try:
+                await self.tick()
+            except VenueError as exc:
+                self._notice("error", f"poll failed: {exc}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -462,6 +830,20 @@ class Engine:
         else:
             self._live.pop(order.id, None)
 
+    def _hold(self, order: Order) -> None:
+        """Keep the margin held by the order's open remainder up to date (incrementally: a
+        risk check must not walk every open order)."""
+        acct = self._accounts.get(order.account)
+        if acct is None:
+            return
+        old = acct.holds.pop(order.id, ZERO)
+        new = ZERO
+        if order.status.is_live and not order.reduce_only:
+            ref = order.price or order.stop_price or acct.prices.get(order.symbol, ZERO)
+            new = (order.amount - order.filled) * ref / order.leverage
+            acct.holds[order.id] = new
+        acct.reserved += new - old
+
     def _set_status(self, order: Order, status: S, error: str | None = None) -> None:
         order.status = check_transition(order.id, order.status, status)
         if error is not None:
@@ -470,20 +852,13 @@ class Engine:
         order.revision += 1
         if status.is_final:
             self._live.pop(order.id, None)
-
-    def _reserved_margin(self) -> Decimal:
-        total = ZERO
-        for o in self._live.values():
-            if o.reduce_only:
-                continue
-            ref = o.price or o.stop_price or self._prices.get(o.symbol, ZERO)
-            total += (o.amount - o.filled) * ref / o.leverage
-        return total
+        self._hold(order)
 
     def _absorb(self, order: Order, report: VenueReport, kind: str) -> _Applied:
         """Apply one venue report to an order in memory: fills (de-duplicated by trade id) into
         the ledger, then the reported status through the state table."""
         now = self.clock.now()
+        acct = self._accounts[order.account]
         if report.venue_order_id:
             order.venue_order_id = report.venue_order_id
         fills = []
@@ -502,7 +877,10 @@ class Engine:
             order.average_price = clean((cost / order.filled).quantize(_AVG_PLACES))
             order.fee += vf.fee
             order.fee_currency = vf.fee_currency
-            self.ledger.apply_fill(fill, order.leverage)
+            realized_before = acct.ledger.realized
+            acct.ledger.apply_fill(fill, order.leverage)
+            acct.breakers.record_trade(acct.ledger.realized - realized_before)
+            acct.last_trade_at[order.symbol] = vf.timestamp
             if order.status.is_final and order.status not in (S.CANCELLED, S.EXPIRED):
                 self._notice("error", f"fill {vf.trade_id} arrived for {order.status.value} order {order.id}; booked")
             else:
@@ -518,7 +896,7 @@ class Engine:
             target = settle_reported(order.id, order.status, report.status)
         except InvalidOrderTransition as exc:
             target = None
-            self._notice("error", f"inconsistent report from {self.venue.name}: {exc}")
+            self._notice("error", f"inconsistent report from {acct.venue.name}: {exc}")
         if target is not None:
             order.status = target
         if report.error and order.status in (S.REJECTED, S.CANCELLED, S.EXPIRED, S.FAILED):
@@ -527,67 +905,81 @@ class Engine:
         order.revision += 1
         if order.status.is_final:
             self._live.pop(order.id, None)
+        self._hold(order)
         return _Applied(order, fills, kind if kind == "order_modified" else _KIND_FOR_STATUS.get(order.status, kind))
 
     async def _commit(self, applied: Iterable[_Applied], data: dict[str, Any] | None = None) -> None:
-        """Journal what ``_absorb`` changed (one group commit), then publish it."""
+        """Journal what ``_absorb`` changed (one group commit), publish it, run the breakers."""
         journal = self._journal()
         applied = list(applied)
         if not applied:
             return
         ts = self._ts()
         last = None
-        touched: set[str] = set()
+        touched: dict[str, set[str]] = {}
         for a in applied:
             for fill in a.fills:
-                touched.add(fill.symbol)
+                touched.setdefault(fill.account, set()).add(fill.symbol)
+                ledger = self._accounts[fill.account].ledger
                 journal.write(
                     "fill", ts=ts, fill=fill,
-                    positions=[self.ledger.book_snapshot(fill.symbol)], ledger=self.ledger.snapshot(),
+                    positions=[ledger.book_snapshot(fill.symbol)], ledger=ledger.snapshot(),
                 )
             last = journal.write(a.kind, ts=ts, order=a.order, data=data)
         assert last is not None
         await last  # the queue commits in order: the last write durable means all are
-        if not self._subscribers:
-            return
-        for a in applied:
-            self._publish(OrderUpdated(a.order.model_copy(), a.kind))
-            for fill in a.fills:
-                self._publish(FillReceived(fill))
-        for sym in sorted(touched):
-            self._publish(PositionChanged(self.ledger.position(sym)))
-        if touched:
-            self._publish(AccountChanged(self.account_status()))
+        if self._subscribers:
+            for a in applied:
+                self._publish(OrderUpdated(a.order.model_copy(), a.kind))
+                for fill in a.fills:
+                    self._publish(FillReceived(fill))
+            for account, symbols in touched.items():
+                for sym in sorted(symbols):
+                    self._publish(PositionChanged(self._accounts[account].ledger.position(sym)))
+                self._publish(AccountChanged(self.account_status(account)))
+        for account in touched:
+            await self._run_breakers(self._accounts[account])
 
-    async def _apply_updates(self, updates: VenueUpdates) -> None:
+    async def _apply_updates(self, acct: _Account, updates: VenueUpdates) -> None:
         applied = []
         for report in updates.reports:
-            order = self._by_client.get((self.account, report.client_order_id))
+            order = self._by_client.get((acct.name, report.client_order_id))
             if order is None:
-                self._notice("warning", f"{self.venue.name} reported unknown order {report.client_order_id}; ignored")
+                self._notice("warning", f"{acct.venue.name} reported unknown order {report.client_order_id}; ignored")
                 continue
             applied.append(self._absorb(order, report, "order_updated"))
         await self._commit(applied)
         if updates.prices:
             now = self.clock.now()
-            self._prices.update(updates.prices)
-            changed = [p for sym, price in updates.prices.items() if (p := self.ledger.mark(sym, price, now)) is not None]
-            self._publish(PricesUpdated(dict(updates.prices), now))
-            for pos in changed:
-                self._publish(PositionChanged(pos))
-            self._publish(AccountChanged(self.account_status()))
+            acct.prices.update(updates.prices)
+            for sym, price in updates.prices.items():
+                hist = acct.history.get(sym)
+                if hist is None:
+                    hist = acct.history[sym] = deque(maxlen=_HISTORY)
+                hist.append(price)
+            changed = [p for sym, price in updates.prices.items() if (p := acct.ledger.mark(sym, price, now)) is not None]
+            if self._subscribers:
+                self._publish(PricesUpdated(dict(updates.prices), now))
+                for pos in changed:
+                    self._publish(PositionChanged(pos))
+                self._publish(AccountChanged(self.account_status(acct.name)))
+            if changed:
+                await self._run_breakers(acct)
 
     async def _settle(self, order: Order) -> None:
         """Resolve an order whose submit answer was lost by asking the venue for its client id."""
+        venue = self._accounts[order.account].venue
         try:
-            report = await self.venue.fetch_order(order)
+            report = await venue.fetch_order(order)
         except VenueError as exc:
             self._notice("warning", f"lookup of unresolved order {order.id} failed ({exc}); will retry")
             return
         if report is None:
-            if not self.venue.lookup_is_definitive:
+            if not venue.lookup_is_definitive:
                 return  # maybe not visible yet: the tracker asks again
-            self._set_status(order, S.FAILED, f"never reached {self.venue.name}: a lookup by client order id found nothing")
+            if order.status is S.SUBMITTING:
+                self._set_status(order, S.UNRESOLVED)
+            self._set_status(order, S.FAILED, f"never reached {venue.name}: a lookup by client order id found nothing")
             await self._journal().write("order_failed", ts=self._ts(), order=order)
             self._publish(OrderUpdated(order.model_copy(), "order_failed"))
             return
@@ -596,9 +988,9 @@ class Engine:
         await self._commit([self._absorb(order, report, "order_settled")])
 
     async def _lookup_after_missing(self, order: Order, why: str) -> VenueReport | None:
-        report = await self.venue.fetch_order(order)
+        report = await self._accounts[order.account].venue.fetch_order(order)
         if report is None:
-            self._set_status(order, S.PARTIALLY_FILLED if order.filled else S.OPEN, f"cancel failed: {why}")
+            self._revert_cancel(order, f"cancel failed: {why}")
             await self._journal().write("cancel_failed", ts=self._ts(), order=order)
             self._publish(OrderUpdated(order.model_copy(), "cancel_failed"))
         return report
@@ -607,5 +999,6 @@ class Engine:
         for stream in self._subscribers:
             stream.put(event)
 
-    def _notice(self, level: str, text: str) -> None:
-        self._publish(Notice(level, text, self.clock.now()))
+    def _notice(self, level: str, text: str, data: dict[str, object] | None = None) -> None:
+        if self._subscribers:
+            self._publish(Notice(level, text, self.clock.now(), data or {}))

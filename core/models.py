@@ -7,6 +7,7 @@ float that reaches the core is a bug at a venue boundary, which must convert wit
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -32,6 +33,7 @@ Dec = Annotated[Decimal, BeforeValidator(_decimal_in)]
 """A Decimal field that takes Decimal, int or a numeric string, never a float."""
 
 ZERO = Decimal(0)
+_SYMBOL = re.compile(r"[A-Z0-9]+/[A-Z0-9]+(:[A-Z0-9]+)?")  # ccxt's unified form, e.g. BTC/USDT:USDT
 
 
 class Side(StrEnum):
@@ -52,7 +54,7 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
-    TAKE_PROFIT = "take_profit"
+    TAKE_PROFIT = "take_profit"  # triggers at stop_price in the position's favour; with a price it works as a limit
 
     @property
     def needs_price(self) -> bool:
@@ -140,7 +142,7 @@ class OrderRequest(BaseModel):
     @classmethod
     def _symbol_shape(cls, v: str) -> str:
         v = v.strip().upper()
-        if "/" not in v:
+        if not _SYMBOL.fullmatch(v):
             raise ValueError(f"symbol must look like BASE/QUOTE (e.g. BTC/USDT), got {v!r}")
         return v
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 
 def to_decimal(value: object) -> Decimal:
@@ -25,7 +25,7 @@ def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN
 
 
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
-    return round_to_step(value, step, ROUND_DOWN)
+    return round_to_step(value, step, ROUND_FLOOR)
 
 
 def is_multiple(value: Decimal, step: Decimal) -> bool:

@@ -51,11 +51,11 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 _PROGRESS: dict[S, int] = {
     S.NEW: 0,
     S.SUBMITTING: 1,
-    S.UNRESOLVED: 1,
-    S.OPEN: 2,
-    S.TRIGGERED: 3,
-    S.PARTIALLY_FILLED: 4,
-    S.CANCELLING: 5,
+    S.UNRESOLVED: 2,  # past submitting: a late "submitting" echo is stale
+    S.OPEN: 3,
+    S.TRIGGERED: 4,
+    S.PARTIALLY_FILLED: 5,
+    S.CANCELLING: 6,
     S.FILLED: 9,
     S.CANCELLED: 9,
     S.REJECTED: 9,

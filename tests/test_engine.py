@@ -52,19 +52,28 @@ async def test_intent_is_durable_before_the_venue_hears(engine: Engine) -> None:
 async def test_market_order_books_fills_position_and_fees(engine: Engine) -> None:
     order = await engine.place_market_order("BTC/USDT", "buy", D("0.5"))
     assert order.status is OrderStatus.FILLED
-    assert order.average_price == D("65000.35") and order.fee == D("13.00007")
+    assert order.average_price == D("51000.35") and order.fee == D("10.20007")
     [pos] = await engine.get_positions()
-    assert (pos.side.value, pos.size, pos.entry_price) == ("long", D("0.5"), D("65000.35"))
+    assert (pos.side.value, pos.size, pos.entry_price) == ("long", D("0.5"), D("51000.35"))
     status = await engine.get_account_status()
-    assert status.balance == D(100_000) - D("13.00007")
-    assert status.fees == D("13.00007")
+    assert status.balance == D(100_000) - D("10.20007")
+    assert status.fees == D("10.20007")
 
 
-async def test_venue_rejection_comes_back_as_a_rejected_order_and_is_journaled(engine: Engine) -> None:
-    order = await engine.place_order(limit("65000.05"))
-    assert order.status is OrderStatus.REJECTED
-    assert "tick size" in (order.error or "")
-    assert await kinds(engine, order.id) == ["order_created", "order_rejected"]
+async def test_venue_rejection_comes_back_as_a_rejected_order_and_is_journaled(db: Path, clock: ManualClock) -> None:
+    async with paper(db, clock, SimDials(reject_rate=1.0)) as engine:
+        order = await engine.place_order(limit("50000"))
+        assert order.status is OrderStatus.REJECTED
+        assert "reject_rate" in (order.error or "")
+        assert await kinds(engine, order.id) == ["order_created", "order_rejected"]
+
+
+async def test_risk_refusal_never_reaches_the_venue(engine: Engine) -> None:
+    before = engine.venue.requests  # type: ignore[attr-defined]
+    order = await engine.place_order(limit("51000.05"))
+    assert order.status is OrderStatus.REJECTED and "tick size" in (order.error or "")
+    assert engine.venue.requests == before  # type: ignore[attr-defined]
+    assert await kinds(engine, order.id) == ["risk_refused"]
 
 
 async def test_precheck_refusals_are_journaled_with_reasons(engine: Engine) -> None:
@@ -158,20 +167,20 @@ async def test_events_are_published_after_the_journal_and_in_order(engine: Engin
 
 
 async def test_resting_limit_fills_on_tick_and_position_gets_pnl(engine: Engine) -> None:
-    order = await engine.place_order(limit("64990", amount="0.25"))
-    engine.venue.market.script("BTC/USDT", ["64989.9", "65100"])  # type: ignore[attr-defined]
+    order = await engine.place_order(limit("50990", amount="0.25"))
+    engine.venue.market.script("BTC/USDT", ["50989.9", "51100"])  # type: ignore[attr-defined]
     await engine.tick()
     filled = await engine.get_order_by_id(order.id)
-    assert filled is not None and filled.status is OrderStatus.FILLED and filled.average_price == D("64990")
+    assert filled is not None and filled.status is OrderStatus.FILLED and filled.average_price == D("50990")
     await engine.tick()
     [pos] = await engine.get_positions()
-    assert pos.mark_price == D("65100")
-    assert pos.unrealized_pnl == D("0.25") * (D("65100") - D("64990"))  # 27.5
+    assert pos.mark_price == D("51100")
+    assert pos.unrealized_pnl == D("0.25") * (D("51100") - D("50990"))  # 27.5
 
 
 async def test_engine_ledger_matches_the_venue_books(engine: Engine) -> None:
     await engine.place_market_order("BTC/USDT", "buy", D("0.7"))
-    await engine.place_order(limit("65100", amount="0.3", side="sell"))
+    await engine.place_order(limit("51100", amount="0.3", side="sell"))
     await engine.place_market_order("ETH/USDT", "sell", D("2"))
     for _ in range(40):
         await engine.tick()
@@ -209,7 +218,7 @@ async def test_cancel_replace_where_the_venue_cannot_amend(engine: Engine) -> No
 
 async def test_cancel_all_per_symbol(engine: Engine) -> None:
     btc = [await engine.place_order(limit(p)) for p in ("50000", "50100")]
-    eth = await engine.place_order(limit("3000", amount="0.1", symbol="ETH/USDT"))
+    eth = await engine.place_order(limit("3100", amount="0.1", symbol="ETH/USDT"))
     done = await engine.cancel_all_orders("BTC/USDT")
     assert {o.id for o in done} == {o.id for o in btc}
     assert all(o.status is OrderStatus.CANCELLED for o in done)
@@ -225,7 +234,7 @@ async def test_cancel_of_a_final_order_is_a_no_op(engine: Engine) -> None:
 async def test_restart_restores_everything_and_resting_orders_keep_working(db: Path, clock: ManualClock) -> None:
     async with paper(db, clock) as engine:
         await engine.place_market_order("BTC/USDT", "buy", D("0.5"))
-        resting = await engine.place_order(limit("64990", amount="0.25"))
+        resting = await engine.place_order(limit("50990", amount="0.25"))
         for _ in range(3):
             await engine.tick()
         before_orders = await engine.get_orders()
@@ -235,7 +244,7 @@ async def test_restart_restores_everything_and_resting_orders_keep_working(db: P
         assert await engine.get_orders() == before_orders
         assert await engine.get_positions() == before_positions
         assert await engine.get_account_status() == before_status
-        engine.venue.market.script("BTC/USDT", ["64989.9"])  # type: ignore[attr-defined]
+        engine.venue.market.script("BTC/USDT", ["50989.9"])  # type: ignore[attr-defined]
         await engine.tick()
         assert (await engine.get_order_by_id(resting.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]
         new = await engine.place_order(limit("50000"))

@@ -44,17 +44,27 @@ def fill_sequences(draw: st.DrawFn, same_side: bool = False) -> list[Fill]:
     symbols = draw(st.sampled_from([SYMBOLS[:1], SYMBOLS]))  # one or two symbols
     side = draw(st.sampled_from(list(Side)))
     n = draw(st.integers(min_value=1, max_value=25))
+    net: dict[str, Decimal] = defaultdict(lambda: ZERO)
     out = []
     for i in range(n):
+        sym = draw(st.sampled_from(symbols))
         s = side if same_side else draw(st.sampled_from(list(Side)))
+        amount = draw(amounts)
+        if not same_side and net[sym] != 0:
+            # random amounts almost never close a position exactly: steer some fills to do so
+            kind = draw(st.sampled_from(["any", "any", "close", "flip"]))
+            if kind != "any":
+                s = Side.SELL if net[sym] > 0 else Side.BUY
+                amount = abs(net[sym]) + (amount if kind == "flip" else ZERO)
+        net[sym] += amount * s.sign
         out.append(
             Fill(
                 id=f"t{i}",
                 order_id=f"o{i}",
                 client_order_id=f"o{i}",
-                symbol=draw(st.sampled_from(symbols)),
+                symbol=sym,
                 side=s,
-                amount=draw(amounts),
+                amount=amount,
                 price=draw(prices),
                 fee=draw(fees),
                 timestamp=T0 + timedelta(minutes=i),

@@ -1,8 +1,8 @@
 """The simulated venue on its own: exact fills from the seeded book (hand-computed below).
 
-BTC/USDT book at last 65000: tick 0.1, one tick each side -> bid 64999.9 / ask 65000.1;
-levels every 5 ticks (0.5) holding 0.25 * (level + 1): asks 65000.1 x 0.25, 65000.6 x 0.5,
-65001.1 x 0.75 ...; bids 64999.9 x 0.25, 64999.4 x 0.5, ...
+BTC/USDT book at last 51000: tick 0.1, one tick each side -> bid 50999.9 / ask 51000.1;
+levels every 5 ticks (0.5) holding 0.25 * (level + 1): asks 51000.1 x 0.25, 51000.6 x 0.5,
+51001.1 x 0.75 ...; bids 50999.9 x 0.25, 50999.4 x 0.5, ...
 """
 
 from __future__ import annotations
@@ -41,42 +41,42 @@ def venue() -> SimVenue:
 async def test_market_order_walks_the_book_with_exact_fills_and_taker_fees(venue: SimVenue) -> None:
     r = await venue.submit(order(amount=D("0.5")))
     assert r.status is OrderStatus.FILLED
-    assert [(f.amount, f.price) for f in r.fills] == [(D("0.25"), D("65000.1")), (D("0.25"), D("65000.6"))]
-    # 0.0004 * (0.25 * 65000.1 + 0.25 * 65000.6) = 0.0004 * 32500.175 = 13.00007
-    assert sum(f.fee for f in r.fills) == D("13.00007")
+    assert [(f.amount, f.price) for f in r.fills] == [(D("0.25"), D("51000.1")), (D("0.25"), D("51000.6"))]
+    # 0.0004 * (0.25 * 51000.1 + 0.25 * 51000.6) = 0.0004 * 25500.175 = 10.20007
+    assert sum(f.fee for f in r.fills) == D("10.20007")
     assert all(f.liquidity is Liquidity.TAKER for f in r.fills)
 
 
 async def test_slippage_grows_with_size(venue: SimVenue) -> None:
     small = await venue.submit(order(amount=D("0.25")))
     venue.market.step()  # fresh book (consumed liquidity resets each step)
-    venue.market.set_price("BTC/USDT", D(65000))
+    venue.market.set_price("BTC/USDT", D(51000))
     venue._consumed.clear()
     big = await venue.submit(order(amount=D("3")))
 
     def avg(r):  # noqa: ANN001, ANN202
         return sum(f.amount * f.price for f in r.fills) / sum(f.amount for f in r.fills)
 
-    assert avg(small) == D("65000.1")
+    assert avg(small) == D("51000.1")
     assert avg(big) > avg(small) + D("1")
 
 
 async def test_liquidity_taken_is_gone_until_the_next_step(venue: SimVenue) -> None:
     await venue.submit(order(amount=D("0.25")))
     r = await venue.submit(order(amount=D("0.25")))
-    assert [f.price for f in r.fills] == [D("65000.6")]  # level 0 already consumed this step
+    assert [f.price for f in r.fills] == [D("51000.6")]  # level 0 already consumed this step
 
 
 async def test_resting_limit_fills_partially_at_its_own_price_with_maker_fee(venue: SimVenue) -> None:
-    o = order(amount=D("0.6"), price=D("64990"))
+    o = order(amount=D("0.6"), price=D("50990"))
     r = await venue.submit(o)
     assert r.status is OrderStatus.OPEN and not r.fills
-    # last 64989.9 -> ask 64990.0: only level 0 (0.25) is at or under the limit
-    venue.market.script("BTC/USDT", ["64989.9", "64989.9", "64989.9"])
+    # last 50989.9 -> ask 50990.0: only level 0 (0.25) is at or under the limit
+    venue.market.script("BTC/USDT", ["50989.9", "50989.9", "50989.9"])
     u = await venue.poll()
     assert [(x.status, x.filled) for x in u.reports] == [(OrderStatus.PARTIALLY_FILLED, D("0.25"))]
     f = u.reports[0].fills[0]
-    assert (f.price, f.liquidity, f.fee) == (D("64990"), Liquidity.MAKER, D("0.25") * D("64990") * D("0.0002"))
+    assert (f.price, f.liquidity, f.fee) == (D("50990"), Liquidity.MAKER, D("0.25") * D("50990") * D("0.0002"))
     await venue.poll()
     u = await venue.poll()
     assert u.reports[0].status is OrderStatus.FILLED and u.reports[0].filled == D("0.6")
@@ -84,64 +84,64 @@ async def test_resting_limit_fills_partially_at_its_own_price_with_maker_fee(ven
 
 
 async def test_limit_does_not_fill_until_crossed(venue: SimVenue) -> None:
-    await venue.submit(order(amount=D("0.1"), price=D("64000")))
-    venue.market.script("BTC/USDT", ["64500", "64100.1"])
+    await venue.submit(order(amount=D("0.1"), price=D("50000")))
+    venue.market.script("BTC/USDT", ["50500", "50100.1"])
     assert (await venue.poll()).reports == []
-    assert (await venue.poll()).reports == []  # ask 64100.2 still above 64000
+    assert (await venue.poll()).reports == []  # ask 50100.2 still above 50000
 
 
 async def test_stop_triggers_on_last_price_and_executes_at_market(venue: SimVenue) -> None:
     await venue.submit(order(amount=D("1")))  # long 1 to protect
-    stop = order(side="sell", type="stop", amount=D("0.25"), stop_price=D("64900"), reduce_only=True)
+    stop = order(side="sell", type="stop", amount=D("0.25"), stop_price=D("50900"), reduce_only=True)
     assert (await venue.submit(stop)).status is OrderStatus.OPEN
-    venue.market.script("BTC/USDT", ["64950", "64900"])
+    venue.market.script("BTC/USDT", ["50950", "50900"])
     assert (await venue.poll()).reports == []
     r = (await venue.poll()).reports[0]
     assert r.status is OrderStatus.FILLED
-    assert [(f.amount, f.price) for f in r.fills] == [(D("0.25"), D("64899.9"))]
+    assert [(f.amount, f.price) for f in r.fills] == [(D("0.25"), D("50899.9"))]
 
 
 async def test_stop_limit_becomes_a_resting_limit_after_the_trigger(venue: SimVenue) -> None:
-    o = order(type="stop_limit", amount=D("0.1"), stop_price=D("65100"), price=D("65050"))
+    o = order(type="stop_limit", amount=D("0.1"), stop_price=D("51100"), price=D("51050"))
     await venue.submit(o)
-    venue.market.script("BTC/USDT", ["65100", "65040"])
+    venue.market.script("BTC/USDT", ["51100", "51040"])
     r = (await venue.poll()).reports[0]
-    assert r.status is OrderStatus.TRIGGERED and r.filled == 0  # ask 65100.1 above the limit
+    assert r.status is OrderStatus.TRIGGERED and r.filled == 0  # ask 51100.1 above the limit
     r = (await venue.poll()).reports[0]
-    assert r.status is OrderStatus.FILLED and r.fills[0].price == D("65050")
+    assert r.status is OrderStatus.FILLED and r.fills[0].price == D("51050")
 
 
 async def test_take_profit_triggers_when_price_moves_in_favour(venue: SimVenue) -> None:
     await venue.submit(order(amount=D("0.5")))
-    tp = order(side="sell", type="take_profit", amount=D("0.5"), stop_price=D("65200"), reduce_only=True)
+    tp = order(side="sell", type="take_profit", amount=D("0.5"), stop_price=D("51200"), reduce_only=True)
     await venue.submit(tp)
-    venue.market.script("BTC/USDT", ["65150", "65200"])
+    venue.market.script("BTC/USDT", ["51150", "51200"])
     assert (await venue.poll()).reports == []
     r = (await venue.poll()).reports[0]
-    assert r.status is OrderStatus.FILLED and r.fills[0].price == D("65199.9")
+    assert r.status is OrderStatus.FILLED and r.fills[0].price == D("51199.9")
 
 
 async def test_trigger_that_would_fire_at_once_is_refused(venue: SimVenue) -> None:
     with pytest.raises(OrderRejected, match="would trigger immediately"):
-        await venue.submit(order(type="stop", amount=D("0.1"), stop_price=D("64000")))
+        await venue.submit(order(type="stop", amount=D("0.1"), stop_price=D("50000")))
 
 
 async def test_ioc_fills_what_it_can_and_expires_the_rest(venue: SimVenue) -> None:
-    r = await venue.submit(order(amount=D("1"), price=D("65000.6"), time_in_force="IOC"))
+    r = await venue.submit(order(amount=D("1"), price=D("51000.6"), time_in_force="IOC"))
     assert r.status is OrderStatus.EXPIRED and r.filled == D("0.75")
 
 
 async def test_fok_fills_all_or_nothing(venue: SimVenue) -> None:
-    r = await venue.submit(order(amount=D("1"), price=D("65000.6"), time_in_force="FOK"))
+    r = await venue.submit(order(amount=D("1"), price=D("51000.6"), time_in_force="FOK"))
     assert r.status is OrderStatus.EXPIRED and r.filled == 0 and not r.fills
-    r = await venue.submit(order(amount=D("0.75"), price=D("65000.6"), time_in_force="FOK"))
+    r = await venue.submit(order(amount=D("0.75"), price=D("51000.6"), time_in_force="FOK"))
     assert r.status is OrderStatus.FILLED and r.filled == D("0.75")
 
 
 async def test_post_only_is_refused_if_it_would_cross(venue: SimVenue) -> None:
     with pytest.raises(OrderRejected, match="post-only order would take liquidity"):
-        await venue.submit(order(amount=D("0.1"), price=D("65000.1"), time_in_force="PO"))
-    r = await venue.submit(order(amount=D("0.1"), price=D("64999.9"), time_in_force="PO"))
+        await venue.submit(order(amount=D("0.1"), price=D("51000.1"), time_in_force="PO"))
+    r = await venue.submit(order(amount=D("0.1"), price=D("50999.9"), time_in_force="PO"))
     assert r.status is OrderStatus.OPEN
 
 
@@ -159,10 +159,10 @@ async def test_reduce_only_is_refused_when_it_would_increase_and_clamped_to_the_
 
 async def test_market_rules_are_checked_with_every_problem_named(venue: SimVenue) -> None:
     with pytest.raises(OrderRejected) as err:
-        await venue.submit(order(amount=D("0.00005"), price=D("65000.05")))
+        await venue.submit(order(amount=D("0.00005"), price=D("51000.05")))
     msg = str(err.value)
     assert "finer than the lot size 0.0001" in msg
-    assert "price 65000.05 is finer than the tick size 0.1" in msg
+    assert "price 51000.05 is finer than the tick size 0.1" in msg
     assert "below the minimum" in msg
     with pytest.raises(OrderRejected, match="unknown symbol DOGE/USDT"):
         await venue.submit(order(symbol="DOGE/USDT", amount=D("1")))
@@ -171,45 +171,45 @@ async def test_market_rules_are_checked_with_every_problem_named(venue: SimVenue
 async def test_margin_is_checked_and_leverage_raises_buying_power() -> None:
     venue = SimVenue(SimMarket(7), clock=ManualClock(), balance=D(10_000))
     with pytest.raises(OrderRejected, match="insufficient margin"):
-        await venue.submit(order(amount=D("0.2")))  # 13,000 USDT at 1x
-    r = await venue.submit(order(amount=D("0.2"), leverage=D(5)))  # 2,600 USDT margin at 5x
+        await venue.submit(order(amount=D("0.2")))  # 10,200 USDT at 1x
+    r = await venue.submit(order(amount=D("0.2"), leverage=D(5)))  # 2,040 USDT margin at 5x
     assert r.status is OrderStatus.FILLED
 
 
 async def test_resting_orders_hold_margin_until_cancelled() -> None:
     venue = SimVenue(SimMarket(7), clock=ManualClock(), balance=D(10_000))
-    o = order(amount=D("0.15"), price=D("60000"))  # holds 9,000
+    o = order(amount=D("0.2"), price=D("46000"))  # holds 9,200
     await venue.submit(o)
     with pytest.raises(OrderRejected, match="insufficient margin"):
-        await venue.submit(order(amount=D("0.03"), price=D("60000")))  # needs 1,800 more
+        await venue.submit(order(amount=D("0.03"), price=D("46000")))  # needs 1,380, 800 free
     await venue.cancel(o)
     assert venue.reserved_margin == 0
-    assert (await venue.submit(order(amount=D("0.03"), price=D("60000")))).status is OrderStatus.OPEN
+    assert (await venue.submit(order(amount=D("0.03"), price=D("46000")))).status is OrderStatus.OPEN
 
 
 async def test_fees_are_configurable() -> None:
     venue = SimVenue(SimMarket(7), clock=ManualClock(), balance=D(1_000_000), taker_fee=D("0.001"))
     r = await venue.submit(order(amount=D("0.25")))
-    assert r.fills[0].fee == D("0.25") * D("65000.1") * D("0.001")
+    assert r.fills[0].fee == D("0.25") * D("51000.1") * D("0.001")
 
 
 async def test_cancel_amend_and_lookup(venue: SimVenue) -> None:
-    o = order(amount=D("0.1"), price=D("64000"))
+    o = order(amount=D("0.1"), price=D("50000"))
     await venue.submit(o)
-    r = await venue.amend(o, D("64100"), D("0.2"))
-    assert (r.price, r.amount, r.status) == (D("64100"), D("0.2"), OrderStatus.OPEN)
+    r = await venue.amend(o, D("50100"), D("0.2"))
+    assert (r.price, r.amount, r.status) == (D("50100"), D("0.2"), OrderStatus.OPEN)
     with pytest.raises(OrderRejected, match="finer than the tick size"):
-        await venue.amend(o, D("64100.05"), None)
+        await venue.amend(o, D("50100.05"), None)
     assert [x.client_order_id for x in await venue.fetch_open_orders()] == [o.client_order_id]
     assert (await venue.cancel(o)).status is OrderStatus.CANCELLED
     assert (await venue.fetch_order(o)).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
     assert await venue.fetch_open_orders() == []
     with pytest.raises(OrderNotFound):
-        await venue.cancel(order(amount=D("0.1"), price=D("64000")))
+        await venue.cancel(order(amount=D("0.1"), price=D("50000")))
 
 
 async def test_cancel_all_per_symbol_is_one_request(venue: SimVenue) -> None:
-    for p in ("64000", "64100", "64200"):
+    for p in ("50000", "50100", "50200"):
         await venue.submit(order(amount=D("0.01"), price=D(p)))
     await venue.submit(order(symbol="ETH/USDT", amount=D("0.1"), price=D("3000")))
     before = venue.requests
@@ -223,9 +223,9 @@ async def test_dials_reject_and_lost_answer() -> None:
     clock = ManualClock()
     v = SimVenue(SimMarket(7), clock=clock, balance=D(1_000_000), dials=SimDials(reject_rate=1.0))
     with pytest.raises(OrderRejected, match="reject_rate"):
-        await v.submit(order(amount=D("0.01"), price=D("64000")))
+        await v.submit(order(amount=D("0.01"), price=D("50000")))
     v = SimVenue(SimMarket(7), clock=clock, balance=D(1_000_000), dials=SimDials(timeout_after_accept_rate=1.0))
-    o = order(amount=D("0.01"), price=D("64000"))
+    o = order(amount=D("0.01"), price=D("50000"))
     with pytest.raises(VenueTimeout):
         await v.submit(o)
     found = await v.fetch_order(o)

@@ -38,6 +38,7 @@ class VenueReport:
     error: str | None = None
     price: Decimal | None = None  # the working price/amount after an amend
     amount: Decimal | None = None
+    symbol: str | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +84,8 @@ class Venue(Protocol):
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueReport]: ...
 
     async def fetch_balance(self) -> Balance: ...
+
+    async def fetch_positions(self) -> dict[str, Decimal]: ...  # symbol -> signed size, non-zero only
 
     async def poll(self) -> VenueUpdates: ...
 

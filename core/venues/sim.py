@@ -90,6 +90,7 @@ class _SimOrder:
             error=self.error,
             price=self.price,
             amount=self.amount,
+            symbol=self.symbol,
         )
 
 
@@ -259,6 +260,10 @@ class SimVenue:
         await self._request()
         status = self.ledger.status(reserved=self._reserved)
         return Balance(currency=status.currency, total=status.equity, free=status.free_margin, used=status.used_margin)
+
+    async def fetch_positions(self) -> dict[str, Decimal]:
+        await self._request()
+        return {sym: b.qty for sym, b in self.ledger.books.items() if b.qty != 0}
 
     def quote(self, symbol: str) -> Quote | None:
         if symbol not in self.market.specs:

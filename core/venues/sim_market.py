@@ -49,7 +49,7 @@ class SymbolSpec:
 
 DEFAULT_SPECS: tuple[SymbolSpec, ...] = (
     SymbolSpec(
-        "BTC/USDT", Decimal("65000"), Decimal("0.1"), Decimal("0.0001"),
+        "BTC/USDT", Decimal("51000"), Decimal("0.1"), Decimal("0.0001"),
         volatility=0.0004, half_spread_ticks=1, level_gap_ticks=5, depth=Decimal("0.25"),
     ),
     SymbolSpec(

@@ -1,0 +1,146 @@
+"""Configuration: a TOML file plus ``TRADEDESK_*`` environment variables (pydantic-settings).
+
+Environment variables win over the file (``TRADEDESK_RISK__MAX_LEVERAGE=5``). Risk limits are
+global defaults with optional per-account overrides under ``[accounts.NAME.risk]``. Every
+default is a sensible one, so no file is needed to start.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from core.models import TradingState
+
+BreakerAction = Literal["HALTED", "REDUCING"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a one-line message naming the setting and the rule."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskLimits(_Section):
+    max_order_notional: Decimal = Field(Decimal(250_000), gt=0)
+    max_position_notional: Decimal = Field(Decimal(500_000), gt=0)  # per symbol
+    max_exposure_pct: Decimal = Field(Decimal(500), gt=0)  # total exposure / equity, in %
+    max_leverage: Decimal = Field(Decimal(10), ge=1)
+    price_band_pct: Decimal = Field(Decimal(5), gt=0)  # limit price vs last price (fat finger)
+    max_orders_per_second: float = Field(50.0, gt=0)
+    round_to_market: bool = False  # round to tick/lot instead of refusing (never silently: noted)
+
+
+class RiskOverrides(_Section):
+    """Per-account overrides: any field left out takes the global value."""
+
+    max_order_notional: Decimal | None = Field(None, gt=0)
+    max_position_notional: Decimal | None = Field(None, gt=0)
+    max_exposure_pct: Decimal | None = Field(None, gt=0)
+    max_leverage: Decimal | None = Field(None, ge=1)
+    price_band_pct: Decimal | None = Field(None, gt=0)
+    max_orders_per_second: float | None = Field(None, gt=0)
+    round_to_market: bool | None = None
+
+
+class BreakerSettings(_Section):
+    max_daily_loss: Decimal | None = Field(Decimal(10_000), gt=0)  # absolute, in the account currency
+    max_daily_loss_pct: Decimal | None = Field(Decimal(5), gt=0)  # of start-of-day equity
+    max_drawdown_pct: Decimal | None = Field(Decimal(10), gt=0)  # from the equity peak
+    max_consecutive_losses: int | None = Field(5, gt=0)
+    max_rejects_per_minute: int | None = Field(20, gt=0)
+    daily_loss_action: BreakerAction = "HALTED"
+    drawdown_action: BreakerAction = "HALTED"
+    consecutive_losses_action: BreakerAction = "REDUCING"
+    rejects_action: BreakerAction = "HALTED"
+
+
+class HaltSettings(_Section):
+    deadline_seconds: float = Field(10.0, gt=0)
+    retry_initial_seconds: float = Field(0.05, gt=0)
+    retry_max_seconds: float = Field(1.0, gt=0)
+
+
+class SignalFilters(_Section):
+    min_strength: float = Field(0.5, ge=0, le=1)
+    cooldown_seconds: float = Field(60.0, ge=0)
+    max_spread_pct: Decimal = Field(Decimal("0.2"), gt=0)
+    min_volatility_pct: Decimal = Field(Decimal(0), ge=0)  # std-dev of recent returns, in %
+    max_volatility_pct: Decimal = Field(Decimal(5), gt=0)
+    volatility_window: int = Field(30, ge=3)
+    trend_window: int = Field(120, ge=3)  # prices in the longer timeframe
+    require_trend_alignment: bool = True
+    max_age_seconds: float = Field(30.0, gt=0)
+
+
+class AccountSettings(_Section):
+    risk: RiskOverrides = RiskOverrides()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRADEDESK_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    risk: RiskLimits = RiskLimits()
+    breakers: BreakerSettings = BreakerSettings()
+    halt: HaltSettings = HaltSettings()
+    signals: SignalFilters = SignalFilters()
+    accounts: dict[str, AccountSettings] = {}
+    keys: dict[str, str] = {}  # console binding id -> key, e.g. halt = "ctrl+x"
+    initial_state: TradingState = TradingState.ACTIVE
+
+    def limits_for(self, account: str) -> RiskLimits:
+        acct = self.accounts.get(account)
+        if acct is None:
+            return self.risk
+        changes = {k: v for k, v in acct.risk.model_dump().items() if v is not None}
+        return self.risk.model_copy(update=changes)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+        """Read the TOML file at ``path`` (optional) and the environment; raise ConfigError."""
+        toml_path = Path(path).expanduser() if path else None
+        if toml_path is not None and not toml_path.is_file():
+            raise ConfigError(f"config file {toml_path} does not exist")
+
+        class _FromFile(cls):  # type: ignore[valid-type, misc]
+            @classmethod
+            def settings_customise_sources(
+                cls,
+                settings_cls: type[BaseSettings],
+                init_settings: PydanticBaseSettingsSource,
+                env_settings: PydanticBaseSettingsSource,
+                dotenv_settings: PydanticBaseSettingsSource,
+                file_secret_settings: PydanticBaseSettingsSource,
+            ) -> tuple[PydanticBaseSettingsSource, ...]:
+                sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+                if toml_path is not None:
+                    sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+                return tuple(sources)
+
+        try:
+            loaded = _FromFile(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, toml_path)) from None
+        except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
+            raise ConfigError(f"config file {toml_path}: {exc}") from None
+        return cls.model_validate(loaded.model_dump())
+
+
+def describe_validation_error(exc: ValidationError, path: Path | None = None) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        got = err.get("input")
+        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+        parts.append(f"{where}: {err['msg']}{shown}")
+    prefix = f"config file {path}: " if path else "config: "
+    return prefix + "; ".join(parts)
