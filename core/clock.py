@@ -62,6 +62,12 @@ class ManualClock:
             if not fut.done():
                 fut.set_result(None)
 
+    def next_deadline(self) -> float | None:
+        """When the earliest sleeper wakes (monotonic seconds), or None if nobody sleeps."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)  # cancelled sleepers
+        return self._sleepers[0][0] if self._sleepers else None
+
     @property
     def sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())

@@ -93,12 +93,18 @@ async def retry_until(clock: Clock, deadline: float, settings: HaltSettings, cal
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(_transient),
-        wait=wait_exponential_jitter(initial=settings.retry_initial_seconds, max=settings.retry_max_seconds),
+        wait=wait_exponential_jitter(
+            multiplier=settings.retry_initial_seconds, max=settings.retry_max_seconds,
+            jitter=settings.retry_initial_seconds,
+        ),
         stop=out_of_time,
         sleep=clock.sleep,
         reraise=True,
     )
-    return await retrying(call)
+    async for attempt in retrying:
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
 async def within(clock: Clock, seconds: float, coro: Awaitable[T]) -> T:

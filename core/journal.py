@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sqlite3
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,8 @@ class Journal:
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
         self._closed = False
+        self._in_flight = False
+        self.recent_kinds: deque[str] = deque(maxlen=256)  # last committed event kinds (diagnostics)
         self.commits = 0
         self.writes = 0
 
@@ -238,6 +241,7 @@ class Journal:
             first = await self._queue.get()
             if first is None:
                 return
+            self._in_flight = True
             batch = [first]
             stop = False
             while not self._queue.empty():
@@ -261,8 +265,14 @@ class Journal:
                     except sqlite3.Error as exc:
                         if not w.future.done():
                             w.future.set_exception(JournalError(f"journal write '{w.kind}' failed: {exc}"))
+            self._in_flight = False
             if stop:
                 return
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no commit in flight."""
+        return not self._in_flight and self._queue.empty()
 
     async def _commit(self, batch: list[_Write]) -> None:
         # The whole transaction runs in aiosqlite's thread in one hop (its ``_execute``): a hop
@@ -270,6 +280,7 @@ class Journal:
         await self._db._execute(self._commit_in_thread, batch)
         self.commits += 1
         self.writes += len(batch)
+        self.recent_kinds.extend(w.kind for w in batch if w.kind)
 
     def _commit_in_thread(self, batch: list[_Write]) -> None:
         conn = self._db._conn

@@ -10,7 +10,7 @@ sequence of fills (tests/test_ledger_property.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from core.models import ZERO, AccountStatus, Fill, Position, PositionSide, TradingState
@@ -84,6 +84,7 @@ class Ledger:
             book.cost += signed * fill.price
             if qty == 0:
                 book.opened_at = fill.timestamp
+                book.mark = fill.price  # a stale mark from an earlier position must not value this one
         elif abs(signed) <= abs(qty):
             closed = abs(signed)
             removed = book.cost if closed == abs(qty) else clean((book.cost * closed / abs(qty)).quantize(_COST_PLACES))
@@ -127,10 +128,11 @@ class Ledger:
             self.equity_peak = eq
 
     def _roll_day(self, now: datetime) -> None:
-        today = now.date()
-        if self.day != today:
-            if self.day is not None:
-                self.day_start_equity = self.equity
+        today = now.astimezone(UTC).date()  # the trading day is the UTC day
+        if self.day is None:
+            self.day = today
+        elif today > self.day:  # a late fill stamped yesterday must not roll the day back
+            self.day_start_equity = self.equity
             self.day = today
 
     # -- reads ---------------------------------------------------------------------------
@@ -252,17 +254,15 @@ class Ledger:
         def t(value: object) -> datetime | None:
             return datetime.fromisoformat(str(value)) if value else None
 
-        ledger = cls(
-            account=str(account["account"]),
-            currency=str(account["currency"]),
-            initial_balance=d("initial_balance", account),
-            balance=d("balance", account),
-            realized=d("realized", account),
-            fees=d("fees", account),
-            equity_peak=d("equity_peak", account),
-            day=date.fromisoformat(str(account["day"])) if account.get("day") else None,
-            day_start_equity=d("day_start_equity", account),
-        )
+        ledger = cls(account=str(account["account"]), currency=str(account["currency"]),
+                     initial_balance=d("initial_balance", account))
+        # assigned after construction: restored zeros are real values, not "unset" defaults
+        ledger.balance = d("balance", account)
+        ledger.realized = d("realized", account)
+        ledger.fees = d("fees", account)
+        ledger.equity_peak = d("equity_peak", account)
+        ledger.day = date.fromisoformat(str(account["day"])) if account.get("day") else None
+        ledger.day_start_equity = d("day_start_equity", account)
         for raw in books:
             sym = str(raw["symbol"])
             ledger.books[sym] = _Book(

@@ -458,11 +458,6 @@ def test_skipping_days_rolls_once_to_the_latest_day() -> None:
     assert led.status().daily_pnl == D(10)
 
 
-@pytest.mark.xfail(
-    reason="_roll_day uses now.date() in the timestamp's own zone: a non-UTC aware timestamp rolls on its "
-    "local midnight, not the UTC one",
-    strict=True,
-)
 def test_the_day_boundary_is_utc_midnight_whatever_the_timestamp_zone() -> None:
     cet = timezone(timedelta(hours=2))
     led = new_ledger()
@@ -473,11 +468,6 @@ def test_the_day_boundary_is_utc_midnight_whatever_the_timestamp_zone() -> None:
     assert led.status().daily_pnl == D(10)
 
 
-@pytest.mark.xfail(
-    reason="_roll_day rolls whenever the date differs, also backwards: a late fill stamped before midnight "
-    "sends the day back and the next mark rolls again, losing part of the new day's PnL",
-    strict=True,
-)
 def test_a_late_fill_stamped_yesterday_does_not_roll_the_day_back() -> None:
     led = new_ledger()
     led.apply_fill(buy("1", "100", ts=T0))  # 2026-01-05
@@ -639,11 +629,6 @@ def test_a_restored_ledger_keeps_booking_exactly_like_the_original() -> None:
     assert back.snapshot() == led.snapshot()
 
 
-@pytest.mark.xfail(
-    reason="Ledger.__post_init__ treats equity_peak == 0 and day_start_equity == 0 as 'unset', so restore() "
-    "replaces legitimate zero values (initial_balance 0) with the balance",
-    strict=True,
-)
 def test_round_trip_with_a_zero_initial_balance() -> None:
     led = new_ledger("0")
     led.apply_fill(buy("1", "100", fee="1", ts=T0))
