@@ -138,6 +138,7 @@ class Engine:
         self._by_client: dict[tuple[str, str], Order] = {}
         self._live: dict[str, Order] = {}
         self._fill_ids: set[tuple[str, str]] = set()
+        self._realized_by_order: dict[str, Decimal] = {}
         self._subscribers: list[EventStream] = []
         self._algos: set[Algorithm] = set()
         self._halt_lock = asyncio.Lock()
@@ -879,7 +880,9 @@ class Engine:
             order.fee_currency = vf.fee_currency
             realized_before = acct.ledger.realized
             acct.ledger.apply_fill(fill, order.leverage)
-            acct.breakers.record_trade(acct.ledger.realized - realized_before)
+            realized = acct.ledger.realized - realized_before
+            if realized:
+                self._realized_by_order[order.id] = self._realized_by_order.get(order.id, ZERO) + realized
             acct.last_trade_at[order.symbol] = vf.timestamp
             if order.status.is_final and order.status not in (S.CANCELLED, S.EXPIRED):
                 self._notice("error", f"fill {vf.trade_id} arrived for {order.status.value} order {order.id}; booked")
@@ -905,6 +908,8 @@ class Engine:
         order.revision += 1
         if order.status.is_final:
             self._live.pop(order.id, None)
+            if order.id in self._realized_by_order:  # one closing order is one trade for the streak
+                acct.breakers.record_trade(self._realized_by_order.pop(order.id))
         self._hold(order)
         return _Applied(order, fills, kind if kind == "order_modified" else _KIND_FOR_STATUS.get(order.status, kind))
 
