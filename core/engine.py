@@ -348,6 +348,8 @@ class Engine:
         if acct is None:
             return [f"unknown account {request.account!r}"]
         order = Order.from_request(request, id="preview", account=acct.name, now=self.clock.now())
+        if acct.risk.limits.round_to_market and order.symbol in acct.venue.markets:
+            acct.risk.round_to_market(order, acct.venue.markets[order.symbol])  # as placing would
         return acct.risk.check(order, self._risk_context(acct, order, False), record=False)
 
     def _risk_context(self, acct: _Account, order: Order, closing: bool) -> RiskContext:
@@ -730,22 +732,36 @@ class Engine:
         amount = floor_to_step(amount, market.lot_size)
         if amount <= 0:
             raise EngineError(f"sizing gives no tradable amount of {signal.symbol} (lot size {market.lot_size})")
-        entry = await self.place_order(OrderRequest(
-            symbol=signal.symbol, side=side, type="limit" if signal.entry else "market", amount=amount,
-            price=signal.entry, leverage=sizing.leverage, tag=f"signal {signal.source}",
-        ))
+        orders = await self.place_with_protection(
+            OrderRequest(symbol=signal.symbol, side=side, type="limit" if signal.entry else "market", amount=amount,
+                         price=signal.entry, leverage=sizing.leverage, tag=f"signal {signal.source}"),
+            stop_loss=signal.stop_loss, take_profit=signal.take_profit, allow_resting=True,
+        )
+        return verdict, orders
+
+    async def place_with_protection(
+        self, request: OrderRequest, *, stop_loss: Decimal | None = None, take_profit: Decimal | None = None,
+        allow_resting: bool = False,
+    ) -> list[Order]:
+        """Place an entry and, for what it filled at once, reduce-only stop-loss and take-profit
+        orders. A resting entry with protection is refused unless ``allow_resting``: keeping
+        legs in step with later fills needs a contingent (bracket) order."""
+        protected = stop_loss is not None or take_profit is not None
+        if protected and request.type is not OrderType.MARKET and not allow_resting:
+            raise EngineError("stop-loss/take-profit need a market entry here (a resting entry needs a bracket order)")
+        entry = await self.place_order(request)
         orders = [entry]
         if entry.filled > 0:
-            exit_side = side.opposite
-            if signal.stop_loss is not None:
+            exit_side = entry.side.opposite
+            if stop_loss is not None:
                 orders.append(await self.place_order(OrderRequest(
-                    symbol=signal.symbol, side=exit_side, type="stop", amount=entry.filled,
-                    stop_price=signal.stop_loss, reduce_only=True, tag=f"stop-loss for {entry.id}")))
-            if signal.take_profit is not None:
+                    symbol=entry.symbol, side=exit_side, type="stop", amount=entry.filled,
+                    stop_price=stop_loss, reduce_only=True, tag=f"stop-loss for {entry.id}", account=entry.account)))
+            if take_profit is not None:
                 orders.append(await self.place_order(OrderRequest(
-                    symbol=signal.symbol, side=exit_side, type="take_profit", amount=entry.filled,
-                    stop_price=signal.take_profit, reduce_only=True, tag=f"take-profit for {entry.id}")))
-        return verdict, orders
+                    symbol=entry.symbol, side=exit_side, type="take_profit", amount=entry.filled,
+                    stop_price=take_profit, reduce_only=True, tag=f"take-profit for {entry.id}", account=entry.account)))
+        return orders
 
     # -- reading ----------------------------------------------------------------------------
 

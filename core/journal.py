@@ -130,10 +130,26 @@ class Journal:
     async def _prepare(db: aiosqlite.Connection, p: Path, existed: bool, token: str | None) -> dict[str, str]:
         try:
             if existed:
+                # Everything that could refuse the file is read before anything is written to it.
                 async with db.execute("PRAGMA quick_check") as cur:
                     row = await cur.fetchone()
                 if not row or row[0] != "ok":
                     raise JournalError(f"journal {p} is corrupt ({row[0] if row else 'no answer'}); it was left untouched")
+                async with db.execute("PRAGMA user_version") as cur:
+                    version = (await cur.fetchone())[0]
+                tables = {r[0] async for r in await db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables and "meta" not in tables:
+                    raise JournalError(f"{p} is an SQLite file but not a tradedesk journal; it was left untouched")
+                if "meta" in tables:
+                    async with db.execute("SELECT value FROM meta WHERE key='app'") as cur:
+                        app = await cur.fetchone()
+                    if not app or app[0] != APP_ID:
+                        raise JournalError(f"{p} is not a tradedesk journal; it was left untouched")
+                if version > SCHEMA_VERSION:
+                    raise JournalError(
+                        f"journal {p} has schema v{version}, newer than this tradedesk understands (v{SCHEMA_VERSION}): "
+                        "upgrade tradedesk; the journal was left untouched"
+                    )
             # One process per journal: EXCLUSIVE holds the lock from the first write to close.
             await db.execute("PRAGMA locking_mode=EXCLUSIVE")
             async with db.execute("PRAGMA journal_mode=WAL") as cur:
@@ -255,14 +271,14 @@ class Journal:
                 for w in batch:
                     if not w.future.done():
                         w.future.set_result(None)
-            except sqlite3.Error:
+            except Exception:  # noqa: BLE001 - any failure: retry write by write below
                 # One bad write must not sink the others: commit them one by one.
                 for w in batch:
                     try:
                         await self._commit([w])
                         if not w.future.done():
                             w.future.set_result(None)
-                    except sqlite3.Error as exc:
+                    except Exception as exc:  # noqa: BLE001 - reported to that write's caller
                         if not w.future.done():
                             w.future.set_exception(JournalError(f"journal write '{w.kind}' failed: {exc}"))
             self._in_flight = False

@@ -12,7 +12,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from core.clock import Clock
 from core.config import RiskLimits
 from core.models import ZERO, Market, Order, OrderType, Side, TradingState
-from core.numbers import round_to_step
+from core.numbers import clean, round_to_step
 
 _HUNDRED = Decimal(100)
 
@@ -99,8 +99,10 @@ class RiskEngine:
         if not amount.is_finite() or amount <= 0:
             reasons.append(f"amount must be a finite number > 0, got {amount}")
             amount = ZERO
-        if kind.needs_price and (price is None or not price.is_finite() or price <= 0):
-            reasons.append(f"price is required for a {kind.value} order and must be > 0, got {price}")
+        if kind.needs_price and price is None:
+            reasons.append(f"price is required for a {kind.value} order")
+        elif price is not None and (not price.is_finite() or price <= 0):
+            reasons.append(f"price must be a finite number > 0, got {price}")
             price = None
         if kind.needs_trigger and (stop is None or not stop.is_finite() or stop <= 0):
             reasons.append(f"stop price is required for a {kind.value} order and must be > 0, got {stop}")
@@ -128,14 +130,14 @@ class RiskEngine:
         if ref is None:
             reasons.append(f"no price known for {order.symbol} yet: cannot value the order")
             return reasons
-        notional = amount * ref
+        notional = clean(amount * ref)
         if amount and notional < market.min_notional:
             reasons.append(f"order notional {notional:f} is below the venue's minimum {market.min_notional} {market.quote}")
         if notional > lim.max_order_notional:
             reasons.append(f"order notional {notional:f} is above max_order_notional {lim.max_order_notional}")
         signed = amount if order.side is Side.BUY else -amount
         after = ctx.position + signed
-        position_notional = abs(after) * ref
+        position_notional = clean(abs(after) * ref)
         if abs(after) > abs(ctx.position) and position_notional > lim.max_position_notional:
             reasons.append(
                 f"resulting {order.symbol} position notional {position_notional:f} is above max_position_notional {lim.max_position_notional}"

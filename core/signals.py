@@ -52,7 +52,7 @@ class SignalVerdict(BaseModel):
 
     signal: Signal
     confirmed: bool
-    score: float  # 0..1, ranks confirmed signals
+    score: float  # ranks confirmed signals: strength, less a spread penalty, plus a trend bonus
     reasons: list[str]  # why it was refused (empty when confirmed)
     notes: list[str] = []  # figures behind the score
 
@@ -144,6 +144,6 @@ def screen_signal(
             if (signal.direction is Direction.LONG) != up:
                 reasons.append(f"against the trend: {signal.direction.value} while price is {'above' if up else 'below'} its {len(longer)}-step mean")
             else:
-                score = min(1.0, score * 1.1)
+                score *= 1.1  # aligned with the trend ranks higher (no cap: the order must survive)
     confirmed = not reasons
     return SignalVerdict(signal=signal, confirmed=confirmed, score=round(score if confirmed else 0.0, 4), reasons=reasons, notes=notes)

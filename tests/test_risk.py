@@ -118,7 +118,8 @@ def test_missing_or_bad_price_is_refused(kind: str, bad: str | None) -> None:
     o = order(side="sell", type=kind, price="50000", stop="50000" if kind == "stop_limit" else None)
     o.price = D(bad) if bad is not None else None
     reasons = check(o)
-    assert f"price is required for a {kind} order and must be > 0, got {bad}" in reasons, reasons
+    expected = f"price is required for a {kind} order" if bad is None else f"price must be a finite number > 0, got {bad}"
+    assert expected in reasons, reasons
 
 
 @pytest.mark.parametrize("bad", [None, "NaN", "-Infinity", "0", "-5"])
@@ -139,11 +140,6 @@ def test_valid_prices_pass_for_every_type() -> None:
     assert_passes(order(side="sell", type="take_profit", stop="51000.1"), pos)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG core/risk.py check(): the price of a take_profit order (which may carry a limit price) is never "
-    "validated: a NaN price raises decimal.InvalidOperation out of check() instead of a reason",
-)
 def test_take_profit_with_nan_limit_price_gives_a_reason_not_an_exception() -> None:
     o = order(side="sell", type="take_profit", stop="52000", price="52000")
     o.price = D("NaN")
@@ -151,11 +147,6 @@ def test_take_profit_with_nan_limit_price_gives_a_reason_not_an_exception() -> N
     assert any("price" in r for r in reasons)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG core/risk.py check(): a take_profit order's limit price of 0 is not checked (only types that *need* "
-    "a price are), and `price or stop or last` silently values it at the trigger, so the order passes",
-)
 def test_take_profit_with_zero_limit_price_is_refused() -> None:
     o = order(side="sell", type="take_profit", stop="52000", price="52000")
     o.price = D(0)
@@ -195,7 +186,7 @@ def test_amount_below_the_venue_minimum_is_refused_and_at_it_passes() -> None:
 def test_notional_below_the_venue_minimum_is_refused_and_at_it_passes() -> None:
     c = ctx(market=market(min_notional="10"), last=D(50000))
     reason = only_reason(order(amount="0.0001", type="limit", price="50000"), c)
-    assert reason.startswith("order notional 5") and "below the venue's minimum 10 USDT" in reason
+    assert figure(reason, r"order notional (\S+) is below the venue's minimum 10 USDT$") == 5
     assert_passes(order(amount="0.0002", type="limit", price="50000"), c)  # exactly 10 USDT
 
 
@@ -496,7 +487,7 @@ def test_problems_with_nan_amount_and_missing_price_come_back_together() -> None
     o.stop_price = D("Infinity")
     reasons = check(o)
     assert "amount must be a finite number > 0, got NaN" in reasons
-    assert "price is required for a stop_limit order and must be > 0, got None" in reasons
+    assert "price is required for a stop_limit order" in reasons
     assert "stop price is required for a stop_limit order and must be > 0, got Infinity" in reasons
     assert "reduce-only order but there is no BTC/USDT position to reduce" in reasons
 
@@ -635,11 +626,6 @@ async def test_engine_refuses_a_reused_client_order_id(engine: Engine) -> None:
     assert second.status is OrderStatus.REJECTED and "duplicate client order id abc1" in (second.error or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG core/engine.py check_order(): with risk.round_to_market on, _place() rounds the order to the "
-    "market before checking it but check_order() does not, so the preview refuses an order that placing accepts",
-)
 async def test_check_order_matches_placing_when_round_to_market_is_on(db: Path, clock: ManualClock) -> None:
     settings = Settings(risk=RiskLimits(round_to_market=True))
     async with Engine.paper(db=db, seed=7, clock=clock, settings=settings) as engine:

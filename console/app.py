@@ -1,0 +1,379 @@
+"""The tradedesk App: bindings, workers that host the core's loops, and request handling.
+
+The core runs in this event loop: ``engine.run()`` (market ticks, order tracking, breakers) and
+the event bridge are workers; every trader action runs as a worker too, so the screen never
+waits on a venue. Worker failures are handled in one place (``on_worker_state_changed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+import styles
+from console.bridge import EngineBridge
+from console.main_screen import MainScreen
+from console.theme import TRADEDESK_THEME
+from core import Engine, EngineError, TradedeskError
+from core.journal import JournalError
+from core.models import OrderRequest, OrderType, Side, TradingState
+from widgets import messages as m
+from widgets.account_summary import AccountSummary
+from widgets.confirm import ConfirmScreen
+from widgets.event_log import EventLog
+from widgets.halt_report import HaltReportScreen
+from widgets.header_bar import HeaderBar
+from widgets.help_screen import HelpScreen
+from widgets.modify_dialog import ModifyScreen
+from widgets.order_entry import OrderEntry
+from widgets.orders_view import OrdersView
+from widgets.positions_table import PositionsTable
+from widgets.quit_dialog import QuitScreen
+
+STYLES = Path(styles.__file__).parent
+
+
+class TradedeskApp(App[None]):
+    TITLE = "tradedesk"
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "panes.tcss", STYLES / "dialogs.tcss"]
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
+        Binding("f8", "flatten_all", "Flatten all", id="flatten_all"),
+        Binding("f7", "resume", "Resume", id="resume"),
+        Binding("f2", "focus_entry", "Entry", id="focus_entry"),
+        Binding("f3", "focus_orders", "Orders", id="focus_orders"),
+        Binding("f4", "focus_positions", "Positions", id="focus_positions"),
+        Binding("f1", "help", "Help", id="help"),
+        Binding("ctrl+q", "request_quit", "Quit", priority=True, id="quit"),
+        Binding("ctrl+c", "ctrl_c", "Quit (twice)", priority=True, show=False, id="quit_twice"),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        live: bool = False,
+        venue_label: str | None = None,
+        flush_interval: float = 0.05,
+        clock_interval: float = 1.0,
+        run_loops: bool = True,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.live = live
+        self.venue_label = venue_label or engine.venue.name
+        self.flush_interval = flush_interval
+        self.clock_interval = clock_interval
+        self.run_loops = run_loops
+        self.bridge: EngineBridge | None = None
+        self.halting = False
+        self._ctrl_c_at: float | None = None
+        self.register_theme(TRADEDESK_THEME)
+        self.theme = TRADEDESK_THEME.name
+
+    # -- start and stop ---------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        try:
+            await self.engine.start()
+        except (JournalError, TradedeskError) as exc:
+            self.exit(return_code=2, message=f"tradedesk: {exc}")
+            return
+        if self.engine.settings.keys:
+            self.set_keymap(dict(self.engine.settings.keys))
+        engine = self.engine
+        await self.push_screen(MainScreen(
+            accounts=", ".join(engine.accounts), venue=self.venue_label, live=self.live,
+            symbols=sorted(engine.markets()), checker=engine.check_order, prices=engine.prices,
+            halt_key=self.halt_key,
+        ))
+        self.bridge = EngineBridge(engine, self, self.flush_interval)
+        self.run_worker(self.bridge.run(), name="event-bridge", group="core", exit_on_error=False)
+        if self.run_loops:
+            self.run_worker(engine.run(), name="engine-loop", group="core", exit_on_error=False)
+        await self._show_everything()
+        self.tick_clock()
+        self.set_interval(self.clock_interval, self.tick_clock)
+        self.query_one(OrderEntry).query_one("#in-amount").focus()
+
+    async def _show_everything(self) -> None:
+        """Initial state, restored from the journal."""
+        engine = self.engine
+        with self.batch_update():
+            self.query_one(OrdersView).upsert(await engine.get_orders())
+            self.query_one(PositionsTable).upsert(await engine.get_positions())
+            self.query_one(AccountSummary).show(engine.account_status())
+            header = self.query_one(HeaderBar)
+            header.state = engine.trading_state
+            header.reason = engine.trading_state_reason
+        self.log_line("info", f"journal {engine.db_path}: {len(await engine.get_orders())} orders restored, "
+                              f"trading {engine.trading_state.value}")
+
+    @property
+    def halt_key(self) -> str:
+        return self.engine.settings.keys.get("halt", "ctrl+k")
+
+    def tick_clock(self) -> None:
+        if self.screen.id == "main-screen" or self.screen_stack and any(s.id == "main-screen" for s in self.screen_stack):
+            self.query_one(HeaderBar).now = self.engine.clock.now()
+
+    async def shutdown(self) -> None:
+        self.engine.stop()
+        await self.engine.close()
+
+    async def action_request_quit(self) -> None:
+        open_orders = len(await self.engine.get_active_orders()) if self.engine.journal else 0
+        if not open_orders:
+            await self.shutdown()
+            self.exit()
+            return
+
+        async def answered(answer: str | None) -> None:
+            if answer == "halt":
+                await self._halt("quit")
+                await self.shutdown()
+                self.exit()
+            elif answer == "leave":
+                await self.shutdown()
+                self.exit()
+
+        self.push_screen(QuitScreen(open_orders), answered)
+
+    async def action_ctrl_c(self) -> None:
+        now = self.engine.clock.monotonic() if False else __import__("time").monotonic()
+        if self._ctrl_c_at is not None and now - self._ctrl_c_at < 3.0:
+            self._ctrl_c_at = None
+            await self.action_request_quit()
+            return
+        self._ctrl_c_at = now
+        self.notify("Press Ctrl+C again to quit", timeout=3)
+
+    # -- messages from the core (via the bridge) ------------------------------------------------
+
+    def on_orders_changed(self, message: m.OrdersChanged) -> None:
+        self.query_one(OrdersView).upsert(message.orders)
+
+    def on_positions_changed(self, message: m.PositionsChanged) -> None:
+        self.query_one(PositionsTable).upsert(message.positions)
+
+    def on_account_changed(self, message: m.AccountChanged) -> None:
+        self.query_one(AccountSummary).show(message.status)
+
+    def on_prices_changed(self, message: m.PricesChanged) -> None:
+        self.query_one(OrderEntry).refresh_preview()
+
+    def on_trading_state_changed(self, message: m.TradingStateChanged) -> None:
+        header = self.query_one(HeaderBar)
+        header.state = message.state
+        header.reason = message.reason
+
+    def on_notices_posted(self, message: m.NoticesPosted) -> None:
+        for n in message.notices:
+            self.log_line(n.level, n.text, n.at)
+            if n.level in ("warning", "error", "fill"):
+                severity = {"fill": "information", "warning": "warning", "error": "error"}[n.level]
+                self.notify(n.text, severity=severity, timeout=4 if n.level == "fill" else 6)  # type: ignore[arg-type]
+
+    def on_orders_filter_changed(self, message: m.OrdersFilterChanged) -> None:
+        title = f"Orders — {message.filter} ({message.shown} of {message.total})  [f] filter  [c] cancel  [m] modify  [C] cancel symbol"
+        self.query_one("#orders-title").update(title)  # type: ignore[attr-defined]
+
+    def log_line(self, level: str, text: str, at: object = None) -> None:
+        try:
+            log = self.query_one(EventLog)
+        except Exception:  # noqa: BLE001 - before the main screen exists
+            return
+        log.add(at or self.engine.clock.now(), level, text)  # type: ignore[arg-type]
+
+    # -- requests from widgets -----------------------------------------------------------------------
+
+    @on(m.OrderSubmitted)
+    def place(self, message: m.OrderSubmitted) -> None:
+        self.run_worker(self._place(message), group="orders", exit_on_error=False)
+
+    async def _place(self, message: m.OrderSubmitted) -> None:
+        req = message.request
+        try:
+            if message.stop_loss is not None or message.take_profit is not None:
+                orders = await self.engine.place_with_protection(req, stop_loss=message.stop_loss,
+                                                                 take_profit=message.take_profit)
+            else:
+                orders = [await self.engine.place_order(req)]
+        except EngineError as exc:
+            self.log_line("error", str(exc))
+            self.notify(str(exc), severity="error")
+            return
+        for o in orders:
+            if o.status.is_live or o.status.value == "filled":
+                self.log_line("info", f"{o.id} {o.side.value} {o.amount} {o.symbol} {o.type.value}: {o.status.value}")
+
+    @on(m.CancelRequested)
+    def cancel(self, message: m.CancelRequested) -> None:
+        self.run_worker(self._cancel(message.order_id), group="orders", exit_on_error=False)
+
+    async def _cancel(self, order_id: str) -> None:
+        try:
+            order = await self.engine.cancel_order(order_id)
+        except EngineError as exc:
+            self.notify(str(exc), severity="warning")
+            self.log_line("warning", str(exc))
+            return
+        self.log_line("info", f"cancel {order.id}: {order.status.value}" + (f" ({order.error})" if order.error else ""))
+
+    @on(m.CancelSymbolRequested)
+    def cancel_symbol(self, message: m.CancelSymbolRequested) -> None:
+        self.run_worker(self._cancel_symbol(message.symbol), group="orders", exit_on_error=False)
+
+    async def _cancel_symbol(self, symbol: str) -> None:
+        orders = await self.engine.cancel_all_orders(symbol)
+        done = sum(1 for o in orders if o.status.value == "cancelled")
+        self.log_line("info", f"cancel all {symbol}: {done} of {len(orders)} cancelled")
+
+    @on(m.ModifyRequested)
+    def modify(self, message: m.ModifyRequested) -> None:
+        order = self.query_one(OrdersView).order(message.order_id)
+        if order is None or not order.status.is_live:
+            self.notify("only a live order can be modified", severity="warning")
+            return
+
+        def chosen(values: tuple[Decimal | None, Decimal | None] | None) -> None:
+            if values is not None:
+                self.run_worker(self._modify(message.order_id, *values), group="orders", exit_on_error=False)
+
+        self.push_screen(ModifyScreen(order), chosen)
+
+    async def _modify(self, order_id: str, price: Decimal | None, amount: Decimal | None) -> None:
+        try:
+            order = await self.engine.modify_order(order_id, price=price, amount=amount)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            self.log_line("error", str(exc))
+            return
+        self.log_line("info", f"modified {order.id}: {order.amount} @ {order.price}")
+
+    @on(m.ClosePositionRequested)
+    def close_position(self, message: m.ClosePositionRequested) -> None:
+        symbol = message.symbol
+        size = self.engine.ledger.signed_size(symbol)
+        if size == 0:
+            return
+        side = Side.SELL if size > 0 else Side.BUY
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                req = OrderRequest(symbol=symbol, side=side, type=OrderType.MARKET, amount=abs(size), reduce_only=True,
+                                   tag="close position")
+                self.run_worker(self._place(m.OrderSubmitted(req)), group="orders", exit_on_error=False)
+
+        self.push_screen(ConfirmScreen(f"Close {symbol} {'long' if size > 0 else 'short'} {abs(size)} at market?",
+                                       "A reduce-only market order."), confirmed)
+
+    @on(m.HaltRequested)
+    def halt_button(self) -> None:
+        self.action_halt()
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def action_halt(self) -> None:
+        """No confirmation: cancelling is always safe. Works from every screen and modal."""
+        self.halting = True
+        try:
+            self.query_one(HeaderBar).reason = "halting…"
+        except Exception:  # noqa: BLE001 - header not mounted yet
+            pass
+        self.log_line("error", "HALT requested: cancelling every open order")
+        self.run_worker(self._halt("HALT key"), name="halt", group="halt", exit_on_error=False)
+
+    async def _halt(self, reason: str, flatten: bool = False) -> None:
+        report = await self.engine.halt_trading(reason, flatten=flatten)
+        self.halting = False
+        self.bridge.flush() if self.bridge else None
+        self.log_line("info" if report.clean else "error", report.summary())
+        self.notify(report.summary(), severity="information" if report.clean else "error", timeout=8)
+        self.push_screen(HaltReportScreen(report))
+
+    def action_flatten_all(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.log_line("error", "FLATTEN ALL: halting and closing every position")
+                self.run_worker(self._halt("flatten all", flatten=True), name="flatten", group="halt", exit_on_error=False)
+
+        self.push_screen(ConfirmScreen("Flatten all? Halts trading, cancels every order and closes every position at market.",
+                                       "Positions close with reduce-only market orders."), confirmed)
+
+    def action_resume(self) -> None:
+        if self.engine.trading_state is TradingState.ACTIVE:
+            self.notify("trading is already ACTIVE")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.engine.resume_trading("resumed from the console"), group="orders", exit_on_error=False)
+
+        self.push_screen(ConfirmScreen(f"Resume trading? It is {self.engine.trading_state.value}: "
+                                       f"{self.engine.trading_state_reason}"), confirmed)
+
+    def action_focus_entry(self) -> None:
+        self.query_one(OrderEntry).query_one("#in-amount").focus()
+
+    def action_focus_orders(self) -> None:
+        self.query_one(OrdersView).focus()
+
+    def action_focus_positions(self) -> None:
+        self.query_one(PositionsTable).focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.binding_rows()))
+
+    def binding_rows(self) -> list[tuple[str, str, str, str]]:
+        keymap = self.engine.settings.keys
+        rows = []
+        for where, bindings in (("everywhere", self.BINDINGS), ("orders", OrdersView.BINDINGS),
+                                ("positions", PositionsTable.BINDINGS)):
+            for b in bindings:
+                if isinstance(b, Binding) and b.id and b.description:
+                    rows.append((where, keymap.get(b.id, b.key), b.description, b.id))
+        rows.append(("everywhere", "ctrl+p", "Command palette", "command_palette"))
+        return rows
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("HALT", "Cancel every open order on every account (no confirmation)", self.action_halt)
+        yield SystemCommand("Flatten all", "Halt and close every position at market (asks first)", self.action_flatten_all)
+        yield SystemCommand("Resume trading", "Lift HALTED/REDUCING (asks first)", self.action_resume)
+        yield SystemCommand("New order", "Focus the order entry", self.action_focus_entry)
+        yield SystemCommand("Orders", "Focus the orders pane", self.action_focus_orders)
+        yield SystemCommand("Positions", "Focus the positions pane", self.action_focus_positions)
+        yield SystemCommand("Cancel selected order", "Cancel the order under the cursor",
+                            lambda: self.query_one(OrdersView).action_cancel_order())
+        yield SystemCommand("Modify selected order", "Change its price or amount",
+                            lambda: self.query_one(OrdersView).action_modify_order())
+        yield SystemCommand("Cancel all orders of the selected symbol", "Per-symbol cancel-all",
+                            lambda: self.query_one(OrdersView).action_cancel_symbol())
+        yield SystemCommand("Filter orders", "open / all / history / per symbol",
+                            lambda: self.query_one(OrdersView).action_cycle_filter())
+        yield SystemCommand("Close selected position", "Reduce-only market order (asks first)",
+                            lambda: self.query_one(PositionsTable).action_close_position())
+        yield SystemCommand("Keys", "Every binding and its id", self.action_help)
+        yield SystemCommand("Quit tradedesk", "Asks whether to halt first when orders are open", self.action_request_quit)
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures land: shown loudly, never swallowed."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            text = f"{event.worker.name or 'task'} failed: {type(error).__name__}: {error}"
+            self.log_line("error", text)
+            self.notify(text, severity="error", timeout=10)
+            if event.worker.group == "halt":
+                self.halting = False
+                self.notify("THE HALT FAILED — check the venue directly", severity="error", timeout=30)

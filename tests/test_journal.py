@@ -1,0 +1,547 @@
+"""The write-ahead journal (core/journal.py): creation, durability, exact restore, fill
+de-duplication, group commit, per-write failure isolation, the append-only audit trail, and
+clear refusals at open that never touch the file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.journal import APP_ID, SCHEMA_VERSION, Journal, JournalError
+from core.models import Fill, Liquidity, Order, OrderStatus, OrderType, Side
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+# -- helpers / fixtures ------------------------------------------------------------------------
+
+
+def make_order(id: str = "o1", *, client_order_id: str | None = None, account: str = "paper", **kw: Any) -> Order:
+    fields: dict[str, Any] = {
+        "id": id,
+        "client_order_id": client_order_id or f"c{id}",
+        "account": account,
+        "symbol": "BTC/USDT",
+        "side": Side.BUY,
+        "type": OrderType.LIMIT,
+        "amount": Decimal("0.0100"),
+        "price": Decimal("65000.50"),
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(kw)
+    return Order(**fields)
+
+
+def make_fill(id: str = "f1", *, order_id: str = "o1", account: str = "paper", **kw: Any) -> Fill:
+    fields: dict[str, Any] = {
+        "id": id,
+        "order_id": order_id,
+        "client_order_id": f"c{order_id}",
+        "account": account,
+        "symbol": "BTC/USDT",
+        "side": Side.BUY,
+        "amount": Decimal("0.0050"),
+        "price": Decimal("65000.50"),
+        "fee": Decimal("0.1625"),
+        "liquidity": Liquidity.MAKER,
+        "timestamp": T0 + timedelta(seconds=1),
+    }
+    fields.update(kw)
+    return Fill(**fields)
+
+
+def snapshot(p: Path) -> tuple[str, int, int]:
+    st = p.stat()
+    return hashlib.sha256(p.read_bytes()).hexdigest(), st.st_size, st.st_mtime_ns
+
+
+def sidecars(p: Path) -> list[str]:
+    return sorted(x.name for x in p.parent.iterdir() if x.name != p.name and x.name.startswith(p.name))
+
+
+async def _shutdown(j: Journal) -> None:
+    try:
+        await j.close()
+    except BaseException:  # the writer task died: still release the connection (its thread)
+        await j._db.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "journal.sqlite"
+
+
+@pytest.fixture
+async def opener() -> AsyncIterator[Callable[..., Any]]:
+    """``await opener(path)`` opens a Journal that is closed at teardown whatever happens."""
+    opened: list[Journal] = []
+
+    async def _open(p: Path, **kw: Any) -> Journal:
+        j = await Journal.open(p, **kw)
+        opened.append(j)
+        return j
+
+    yield _open
+    for j in opened:
+        await _shutdown(j)
+
+
+@pytest.fixture
+async def journal(path: Path, opener: Callable[..., Any]) -> Journal:
+    return await opener(path)
+
+
+# -- creation ------------------------------------------------------------------------------------
+
+
+async def test_new_journal_is_wal_with_schema_version_and_meta(path: Path) -> None:
+    j = await Journal.open(path)
+    try:
+        assert path.exists()
+        assert (path.parent / (path.name + "-wal")).exists(), "WAL file should exist while the journal is open"
+        assert j.meta["app"] == APP_ID
+        token = j.meta["token"]
+        assert len(token) == 6 and int(token, 16) >= 0
+        async with j._db.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0].lower() == "wal"
+        async with j._db.execute("PRAGMA user_version") as cur:
+            assert (await cur.fetchone())[0] == SCHEMA_VERSION
+    finally:
+        await j.close()
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert dict(con.execute("SELECT key, value FROM meta")) == {"app": APP_ID, "token": token}
+    finally:
+        con.close()
+
+
+async def test_given_token_is_stored_and_kept_on_reopen(path: Path, opener: Callable[..., Any]) -> None:
+    j = await Journal.open(path, token="abc123")
+    assert j.meta["token"] == "abc123"
+    await j.close()
+    j2 = await opener(path, token="ffffff")  # an existing journal keeps its own token
+    assert j2.meta == {"app": APP_ID, "token": "abc123"}
+    assert (await j2.load()).meta["token"] == "abc123"
+
+
+async def test_close_is_idempotent_and_write_after_close_is_refused(path: Path) -> None:
+    j = await Journal.open(path)
+    await j.close()
+    await j.close()
+    with pytest.raises(JournalError, match="closed"):
+        j.write("late", ts="t")
+
+
+# -- durability ------------------------------------------------------------------------------------
+
+
+async def test_awaited_write_is_on_disk_while_journal_still_open(journal: Journal, path: Path, tmp_path: Path) -> None:
+    """A crash right after ``await write`` must not lose it: copy the files as they are on disk
+    at that moment (the journal still open, never closed) and read the copy."""
+    order = make_order("o1")
+    await journal.write("order_created", ts="2024-05-01T12:00:00Z", order=order)
+    assert journal.commits >= 1
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    shutil.copyfile(path, crash / path.name)
+    wal = path.parent / (path.name + "-wal")
+    if wal.exists():
+        shutil.copyfile(wal, crash / wal.name)
+    con = sqlite3.connect(crash / path.name)
+    try:
+        assert con.execute("SELECT kind, order_id FROM events").fetchall() == [("order_created", "o1")]
+        (data,) = con.execute("SELECT data FROM orders WHERE id='o1'").fetchone()
+        assert Order.model_validate_json(data) == order
+    finally:
+        con.close()
+
+
+async def test_awaited_write_survives_close_and_reopen(path: Path, opener: Callable[..., Any]) -> None:
+    j = await Journal.open(path)
+    order = make_order("o1")
+    await j.write("order_created", ts="t1", order=order)
+    await j.close()
+    j2 = await opener(path)
+    contents = await j2.load()
+    assert contents.orders == [order]
+    assert contents.event_count == 1
+
+
+# -- exact restore ---------------------------------------------------------------------------------
+
+
+async def test_reopen_restores_projections_and_events_exactly(path: Path, opener: Callable[..., Any]) -> None:
+    j = await Journal.open(path, token="a1b2c3")
+    a0 = make_order("o1")
+    a1 = a0.model_copy(update={"status": OrderStatus.OPEN, "venue_order_id": "v-1", "revision": 1,
+                               "acked_at": T0 + timedelta(milliseconds=5), "updated_at": T0 + timedelta(milliseconds=5)})
+    f1 = make_fill("f1", order_id="o1")
+    a2 = a1.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled": Decimal("0.0050"), "revision": 2,
+                               "average_price": Decimal("65000.50"), "fee": Decimal("0.1625"), "fee_currency": "USDT"})
+    f2 = make_fill("f2", order_id="o1", price=Decimal("64999.00"), liquidity=Liquidity.TAKER, fee=Decimal("0.2"))
+    a3 = a2.model_copy(update={"status": OrderStatus.FILLED, "filled": Decimal("0.0100"), "revision": 3,
+                               "average_price": Decimal("64999.75"), "fee": Decimal("0.3625")})
+    b0 = make_order("o2", side=Side.SELL, type=OrderType.MARKET, price=None, tag="hedge")
+    b1 = b0.model_copy(update={"status": OrderStatus.CANCELLED, "error": "user cancel", "revision": 1})
+    c0 = make_order("o3", account="sub", client_order_id="co1", type=OrderType.STOP, price=None,
+                    stop_price=Decimal("60000"), reduce_only=True, leverage=Decimal("3"))
+
+    pos_v1 = {"symbol": "BTC/USDT", "qty": "0.0050", "cost": "325.0025", "mark": "65000.50"}
+    pos_v2 = {"symbol": "BTC/USDT", "qty": "0.0100", "cost": "650.0000", "mark": "64999.00"}
+    eth = {"symbol": "ETH/USDT", "qty": "-1", "cost": "-3000", "mark": "3000"}
+    ledger_v1 = {"account": "paper", "balance": "100000", "fees": "0"}
+    ledger_v2 = {"account": "paper", "balance": "99999.6375", "fees": "0.3625"}
+    ledger_sub = {"account": "sub", "balance": "500", "fees": "0"}
+
+    written = [
+        ("account_opened", {"ledger": ledger_v1}),
+        ("account_opened", {"ledger": ledger_sub, "account": "sub"}),
+        ("order_created", {"order": a0}),
+        ("order_created", {"order": b0}),
+        ("order_acked", {"order": a1}),
+        ("fill", {"fill": f1, "positions": [pos_v1]}),
+        ("order_partially_filled", {"order": a2}),
+        ("fill", {"fill": f2, "positions": [pos_v2, eth], "ledger": ledger_v2}),
+        ("order_filled", {"order": a3}),
+        ("order_cancelled", {"order": b1, "data": {"reason": "user"}}),
+        ("order_created", {"order": c0}),
+        ("halt", {"state": {"trading_state": "HALTED", "trading_state_reason": "drawdown"}}),
+        ("resume", {"state": {"trading_state": "ACTIVE"}}),
+    ]
+    # Some awaited one by one, the rest queued together: both paths end in the same projection.
+    for kind, kw in written[:5]:
+        await j.write(kind, ts=f"ts-{kind}", **kw)
+    await asyncio.gather(*(j.write(kind, ts=f"ts-{kind}", **kw) for kind, kw in written[5:]))
+    await j.close()
+
+    j2 = await opener(path)
+    c = await j2.load()
+    assert c.meta == {"app": APP_ID, "token": "a1b2c3"}
+    assert c.orders == [a3, b1, c0]  # latest version of each order, in first-seen order
+    assert [type(o) for o in c.orders] == [Order] * 3
+    assert c.fills == [f1, f2]
+    assert c.positions == {"paper": [pos_v2, eth]}
+    assert c.accounts == {"paper": ledger_v2, "sub": ledger_sub}
+    assert c.state == {"trading_state": "ACTIVE", "trading_state_reason": "drawdown"}
+    assert c.event_count == len(written)
+
+    events = await j2.events()
+    assert [e["kind"] for e in events] == [k for k, _ in written]
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert len({e["seq"] for e in events}) == len(written)
+    assert [e["order_id"] for e in events] == [None, None, "o1", "o2", "o1", "o1", "o1", "o1", "o1", "o2", "o3", None, None]
+    # account: the explicit argument, else the order's / fill's; none for a bare ledger or state write
+    assert [e["account"] for e in events] == [None, "sub"] + ["paper"] * 8 + ["sub", None, None]
+    assert events[2]["data"] == a0.model_dump(mode="json")
+    assert Fill.model_validate(events[5]["data"]) == f1
+    assert events[9]["data"] == {"order": b1.model_dump(mode="json"), "reason": "user"}
+    assert [e["ts"] for e in events] == [f"ts-{k}" for k, _ in written]
+    assert await j2.events(order_id="o2") == [events[3], events[9]]
+    assert [e["kind"] for e in await j2.events(limit=2)] == ["halt", "resume"]
+
+
+# -- fills -----------------------------------------------------------------------------------------
+
+
+async def test_fills_are_deduplicated_by_account_and_id(journal: Journal) -> None:
+    first = make_fill("t-1")
+    replay = make_fill("t-1", price=Decimal("1"), amount=Decimal("9"))  # same venue trade id, replayed
+    other_account = make_fill("t-1", account="sub")
+    # across commits ...
+    await journal.write("fill", ts="1", fill=first)
+    await journal.write("fill", ts="2", fill=replay)
+    # ... and inside one batch
+    results = await asyncio.gather(
+        journal.write("fill", ts="3", fill=replay),
+        journal.write("fill", ts="4", fill=other_account),
+        journal.write("fill", ts="5", fill=other_account),
+        return_exceptions=True,
+    )
+    assert results == [None, None, None]
+    c = await journal.load()
+    assert c.fills == [first, other_account]  # the first one seen wins, per account
+    assert c.event_count == 5  # the audit trail still records every delivery
+    async with journal._db.execute("SELECT account, id FROM fills ORDER BY rowid") as cur:
+        assert await cur.fetchall() == [("paper", "t-1"), ("sub", "t-1")]
+
+
+# -- group commit ----------------------------------------------------------------------------------
+
+
+async def test_group_commit_1000_writes(journal: Journal) -> None:
+    base_commits, base_writes = journal.commits, journal.writes
+    futures = [
+        journal.write("tick", ts=f"{i:04d}", data={"i": i}, order=make_order(f"o{i % 10}", revision=i))
+        for i in range(1000)
+    ]
+    assert not any(f.done() for f in futures)  # nothing is committed before the loop runs
+    results = await asyncio.gather(*futures)
+    assert results == [None] * 1000
+    assert journal.writes - base_writes == 1000
+    assert journal.commits - base_commits < 100
+    c = await journal.load()
+    assert c.event_count == 1000
+    assert [o.revision for o in c.orders] == list(range(990, 1000))  # last write per order wins
+    events = await journal.events(limit=5000)
+    assert [e["data"]["i"] for e in events] == list(range(1000))  # commit order == write order
+
+
+@pytest.mark.parametrize(
+    "bad_state",
+    [
+        pytest.param({"trading_state_reason": None}, id="not-null-violation"),
+        pytest.param({"trading_state_reason": {"nested": 1}}, id="unbindable-value"),
+    ],
+)
+async def test_one_bad_write_does_not_sink_its_batch(journal: Journal, bad_state: dict[str, Any]) -> None:
+    o1, o2 = make_order("o1"), make_order("o2")
+    base_commits = journal.commits
+    futures = [
+        journal.write("order_created", ts="1", order=o1),
+        journal.write("note", ts="2", data={"n": 1}),
+        journal.write("bad_halt", ts="3", order=make_order("o9"), state=bad_state),  # fails in the DB
+        journal.write("order_created", ts="4", order=o2),
+        journal.write("halt", ts="5", state={"trading_state": "HALTED"}),
+    ]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert [r is None for r in results] == [True, True, False, True, True]
+    err = results[2]
+    assert isinstance(err, JournalError)
+    assert "bad_halt" in str(err)
+    assert journal.commits > base_commits
+    c = await journal.load()
+    assert c.orders == [o1, o2]  # the failed write left nothing behind: not its order ...
+    assert c.state == {"trading_state": "HALTED"}
+    events = await journal.events()
+    assert [e["kind"] for e in events] == ["order_created", "note", "order_created", "halt"]  # ... nor its event
+    # the journal keeps working afterwards
+    await journal.write("after", ts="6")
+    assert (await journal.load()).event_count == 5
+
+
+async def test_reused_client_order_id_is_journaled_not_refused(journal: Journal) -> None:
+    """The schema documents (account, client_order_id) as deliberately not unique: the engine
+    refuses duplicates, and the refused order is journaled too."""
+    first = make_order("o1", client_order_id="dup")
+    refused = make_order("o2", client_order_id="dup", status=OrderStatus.REJECTED, error="duplicate client order id")
+    assert await asyncio.gather(
+        journal.write("order_created", ts="1", order=first),
+        journal.write("order_rejected", ts="2", order=refused),
+    ) == [None, None]
+    assert (await journal.load()).orders == [first, refused]
+
+
+async def test_non_sqlite_error_in_a_write_does_not_kill_the_writer(journal: Journal) -> None:
+    bad = journal.write("bad\udc80kind", ts="1")
+    good = journal.write("good", ts="2")
+    both = asyncio.ensure_future(asyncio.gather(bad, good, return_exceptions=True))
+    # No timeout needed: either both futures settle, or the writer task ends (it never should).
+    done, _ = await asyncio.wait({both, journal._writer}, return_when=asyncio.FIRST_COMPLETED)
+    if both not in done:
+        both.cancel()
+        for f in (bad, good):
+            if not f.done():
+                f.cancel()
+    assert both in done, f"the writer task died: {journal._writer.exception()!r}"
+    r_bad, r_good = both.result()
+    assert isinstance(r_bad, JournalError)
+    assert r_good is None
+
+
+# -- audit trail -----------------------------------------------------------------------------------
+
+
+async def test_events_table_is_append_only(journal: Journal) -> None:
+    await journal.write("order_created", ts="1", order=make_order("o1"))
+    await journal.write("note", ts="2", data={"x": 1})
+    before = await journal.events()
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        await journal._db.execute("UPDATE events SET kind='forged' WHERE seq=1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        await journal._db.execute("DELETE FROM events")
+    assert not journal._db.in_transaction
+    assert await journal.events() == before
+    await journal.write("after", ts="3")  # writing still works
+    assert [e["kind"] for e in await journal.events()] == ["order_created", "note", "after"]
+
+
+async def test_flush_writes_no_event(journal: Journal) -> None:
+    await journal.flush()
+    assert (await journal.load()).event_count == 0
+    pending = journal.write("note", ts="1")
+    await journal.flush()
+    assert pending.done() and pending.exception() is None  # flush waits for everything queued before it
+    await journal.flush()
+    assert (await journal.load()).event_count == 1
+    assert [e["kind"] for e in await journal.events()] == ["note"]
+
+
+# -- refusals at open ------------------------------------------------------------------------------
+
+
+async def test_locked_journal_is_refused_and_untouched(path: Path, journal: Journal) -> None:
+    await journal.write("order_created", ts="1", order=make_order("o1"))
+    before = snapshot(path)
+    with pytest.raises(JournalError, match="in use") as info:
+        await Journal.open(path)
+    assert "locked" in str(info.value)
+    assert snapshot(path) == before
+    # the first owner is unaffected
+    await journal.write("note", ts="2")
+    assert (await journal.load()).event_count == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"this is not a database, just some notes\n" * 40, id="text"),
+        pytest.param(bytes(range(256)) * 32, id="binary"),
+        pytest.param(b"SQLite format 3\x00" + b"\xff" * 4080, id="bad-header"),
+    ],
+)
+async def test_corrupt_file_is_refused_and_untouched(path: Path, content: bytes) -> None:
+    path.write_bytes(content)
+    before = snapshot(path)
+    with pytest.raises(JournalError, match=r"corrupt|not a database"):
+        await Journal.open(path)
+    assert snapshot(path) == before
+    assert sidecars(path) == []
+
+
+async def test_damaged_journal_pages_are_refused_and_untouched(path: Path) -> None:
+    j = await Journal.open(path)
+    await asyncio.gather(*(j.write("note", ts=str(i), data={"pad": "x" * 300, "i": i}) for i in range(300)))
+    await j.close()
+    raw = bytearray(path.read_bytes())
+    assert len(raw) > 4096 * 8
+    for i in range(4096 * 3, 4096 * 3 + 256):  # scribble over a b-tree page
+        raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    before = snapshot(path)
+    with pytest.raises(JournalError, match="corrupt"):
+        await Journal.open(path)
+    assert snapshot(path) == before
+
+
+async def test_foreign_sqlite_file_is_refused(path: Path) -> None:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    con.execute("INSERT INTO notes(body) VALUES ('keep me')")
+    con.commit()
+    con.close()
+    with pytest.raises(JournalError, match="not a tradedesk journal"):
+        await Journal.open(path)
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT body FROM notes").fetchall() == [("keep me",)]
+        assert {r[0] for r in con.execute("SELECT name FROM sqlite_master")} == {"notes"}
+    finally:
+        con.close()
+
+
+async def test_foreign_sqlite_file_is_left_byte_for_byte_untouched(path: Path) -> None:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    con.commit()
+    con.close()
+    before = snapshot(path)
+    with pytest.raises(JournalError, match="not a tradedesk journal"):
+        await Journal.open(path)
+    after = snapshot(path)
+    con = sqlite3.connect(path)
+    try:
+        mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        con.close()
+    assert (after, mode) == (before, "delete")
+
+
+async def test_foreign_sqlite_file_with_user_version_is_reported_as_foreign(path: Path) -> None:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    con.commit()
+    con.close()
+    with pytest.raises(JournalError, match="not a tradedesk journal"):
+        await Journal.open(path)
+
+
+async def test_newer_schema_is_refused_and_untouched(path: Path) -> None:
+    j = await Journal.open(path)
+    await j.write("order_created", ts="1", order=make_order("o1"))
+    await j.close()
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    con.close()
+    before = snapshot(path)
+    with pytest.raises(JournalError, match="newer") as info:
+        await Journal.open(path)
+    assert f"v{SCHEMA_VERSION + 1}" in str(info.value)
+    assert snapshot(path) == before
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    finally:
+        con.close()
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root bypasses file permissions")
+async def test_read_only_file_is_refused_and_untouched(path: Path) -> None:
+    j = await Journal.open(path)
+    await j.write("note", ts="1")
+    await j.close()
+    path.chmod(0o444)
+    try:
+        before = snapshot(path)
+        with pytest.raises(JournalError, match="read-only"):
+            await Journal.open(path)
+        assert snapshot(path) == before
+    finally:
+        path.chmod(0o644)
+
+
+async def test_read_only_file_message_when_access_is_denied(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs even as root: the permission answer is simulated, the refusal and the untouched file are real."""
+    j = await Journal.open(path)
+    await j.write("note", ts="1")
+    await j.close()
+    before = snapshot(path)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if mode & os.W_OK else real_access(p, mode, *a, **k))
+    with pytest.raises(JournalError, match="read-only"):
+        await Journal.open(path)
+    assert snapshot(path) == before
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root bypasses folder permissions")
+async def test_read_only_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(JournalError, match="read-only"):
+            await Journal.open(folder / "journal.sqlite")
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+async def test_missing_folder_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "folder" / "journal.sqlite"
+    with pytest.raises(JournalError, match="does not exist"):
+        await Journal.open(target)
+    assert not (tmp_path / "no").exists()

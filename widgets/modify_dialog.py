@@ -1,0 +1,72 @@
+"""Change a live order's price and/or amount. Enter applies, escape cancels."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from core.models import Order
+
+
+class ModifyScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modify.cancel")]
+    DEFAULT_CSS = """
+    ModifyScreen { align: center middle; }
+    ModifyScreen > Vertical { width: 56; max-width: 90%; height: auto; padding: 1 2; }
+    ModifyScreen Grid { grid-size: 2; grid-columns: 8 1fr; grid-rows: 1; height: auto; }
+    ModifyScreen Input { height: 1; border: none; padding: 0; }
+    """
+
+    def __init__(self, order: Order) -> None:
+        super().__init__()
+        self.order = order
+
+    def compose(self) -> ComposeResult:
+        o = self.order
+        with Vertical(classes="dialog"):
+            yield Static(f"Modify {o.id}: {o.side.value} {o.amount} {o.symbol} {o.type.value}")
+            with Grid():
+                yield Label("Price")
+                yield Input(f"{o.price:f}" if o.price is not None else "", id="modify-price", disabled=o.price is None)
+                yield Label("Amount")
+                yield Input(f"{o.amount:f}", id="modify-amount")
+            yield Static("", id="modify-error")
+            yield Static("[b]enter[/b] apply   [b]esc[/b] cancel")
+
+    def on_mount(self) -> None:
+        target = "#modify-price" if self.order.price is not None else "#modify-amount"
+        self.query_one(target, Input).focus()
+
+    def _read(self, selector: str, current: Decimal | None) -> Decimal | None:
+        raw = self.query_one(selector, Input).value.strip()
+        if not raw:
+            return None
+        value = Decimal(raw)
+        if not value.is_finite() or value <= 0:
+            raise InvalidOperation
+        return None if value == current else value
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            price = self._read("#modify-price", self.order.price)
+        except (InvalidOperation, ValueError):
+            self.query_one("#modify-error", Static).update("[red]Price: a number > 0[/red]")
+            return
+        try:
+            amount = self._read("#modify-amount", self.order.amount)
+        except (InvalidOperation, ValueError):
+            self.query_one("#modify-error", Static).update("[red]Amount: a number > 0[/red]")
+            return
+        if price is None and amount is None:
+            self.query_one("#modify-error", Static).update("[yellow]Nothing changed[/yellow]")
+            return
+        self.dismiss((price, amount))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
