@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 import styles
@@ -38,6 +42,7 @@ from widgets.positions_table import PositionsTable
 from widgets.quit_dialog import QuitScreen
 
 STYLES = Path(styles.__file__).parent
+W = TypeVar("W", bound=Widget)
 
 
 class TradedeskApp(App[None]):
@@ -81,6 +86,19 @@ class TradedeskApp(App[None]):
 
     # -- start and stop ---------------------------------------------------------------------------
 
+    def get_default_screen(self) -> MainScreen:
+        engine = self.engine
+        self.main_screen = MainScreen(
+            accounts=", ".join(engine.accounts), venue=self.venue_label, live=self.live,
+            symbols=sorted(engine.markets()), checker=engine.check_order, prices=engine.prices,
+            halt_key=self.halt_key,
+        )
+        return self.main_screen
+
+    def q(self, selector: type[W]) -> W:
+        """A widget of the main screen, whatever modal is on top of it."""
+        return self.main_screen.query_one(selector)
+
     async def on_mount(self) -> None:
         try:
             await self.engine.start()
@@ -90,11 +108,6 @@ class TradedeskApp(App[None]):
         if self.engine.settings.keys:
             self.set_keymap(dict(self.engine.settings.keys))
         engine = self.engine
-        await self.push_screen(MainScreen(
-            accounts=", ".join(engine.accounts), venue=self.venue_label, live=self.live,
-            symbols=sorted(engine.markets()), checker=engine.check_order, prices=engine.prices,
-            halt_key=self.halt_key,
-        ))
         self.bridge = EngineBridge(engine, self, self.flush_interval)
         self.run_worker(self.bridge.run(), name="event-bridge", group="core", exit_on_error=False)
         if self.run_loops:
@@ -102,16 +115,16 @@ class TradedeskApp(App[None]):
         await self._show_everything()
         self.tick_clock()
         self.set_interval(self.clock_interval, self.tick_clock)
-        self.query_one(OrderEntry).query_one("#in-amount").focus()
+        self.q(OrderEntry).query_one("#in-amount").focus()
 
     async def _show_everything(self) -> None:
         """Initial state, restored from the journal."""
         engine = self.engine
         with self.batch_update():
-            self.query_one(OrdersView).upsert(await engine.get_orders())
-            self.query_one(PositionsTable).upsert(await engine.get_positions())
-            self.query_one(AccountSummary).show(engine.account_status())
-            header = self.query_one(HeaderBar)
+            self.q(OrdersView).upsert(await engine.get_orders())
+            self.q(PositionsTable).upsert(await engine.get_positions())
+            self.q(AccountSummary).show(engine.account_status())
+            header = self.q(HeaderBar)
             header.state = engine.trading_state
             header.reason = engine.trading_state_reason
         self.log_line("info", f"journal {engine.db_path}: {len(await engine.get_orders())} orders restored, "
@@ -122,8 +135,7 @@ class TradedeskApp(App[None]):
         return self.engine.settings.keys.get("halt", "ctrl+k")
 
     def tick_clock(self) -> None:
-        if self.screen.id == "main-screen" or self.screen_stack and any(s.id == "main-screen" for s in self.screen_stack):
-            self.query_one(HeaderBar).now = self.engine.clock.now()
+        self.q(HeaderBar).now = self.engine.clock.now()
 
     async def shutdown(self) -> None:
         self.engine.stop()
@@ -159,19 +171,19 @@ class TradedeskApp(App[None]):
     # -- messages from the core (via the bridge) ------------------------------------------------
 
     def on_orders_changed(self, message: m.OrdersChanged) -> None:
-        self.query_one(OrdersView).upsert(message.orders)
+        self.q(OrdersView).upsert(message.orders)
 
     def on_positions_changed(self, message: m.PositionsChanged) -> None:
-        self.query_one(PositionsTable).upsert(message.positions)
+        self.q(PositionsTable).upsert(message.positions)
 
     def on_account_changed(self, message: m.AccountChanged) -> None:
-        self.query_one(AccountSummary).show(message.status)
+        self.q(AccountSummary).show(message.status)
 
     def on_prices_changed(self, message: m.PricesChanged) -> None:
-        self.query_one(OrderEntry).refresh_preview()
+        self.q(OrderEntry).refresh_preview()
 
     def on_trading_state_changed(self, message: m.TradingStateChanged) -> None:
-        header = self.query_one(HeaderBar)
+        header = self.q(HeaderBar)
         header.state = message.state
         header.reason = message.reason
 
@@ -183,13 +195,13 @@ class TradedeskApp(App[None]):
                 self.notify(n.text, severity=severity, timeout=4 if n.level == "fill" else 6)  # type: ignore[arg-type]
 
     def on_orders_filter_changed(self, message: m.OrdersFilterChanged) -> None:
-        title = f"Orders — {message.filter} ({message.shown} of {message.total})  [f] filter  [c] cancel  [m] modify  [C] cancel symbol"
-        self.query_one("#orders-title").update(title)  # type: ignore[attr-defined]
+        title = f"Orders — {message.filter} ({message.shown} of {message.total})   f filter · c cancel · m modify · C cancel symbol"
+        self.main_screen.query_one("#orders-title", Static).update(title)
 
     def log_line(self, level: str, text: str, at: object = None) -> None:
         try:
-            log = self.query_one(EventLog)
-        except Exception:  # noqa: BLE001 - before the main screen exists
+            log = self.q(EventLog)
+        except NoMatches:  # before the main screen is composed
             return
         log.add(at or self.engine.clock.now(), level, text)  # type: ignore[arg-type]
 
@@ -239,7 +251,7 @@ class TradedeskApp(App[None]):
 
     @on(m.ModifyRequested)
     def modify(self, message: m.ModifyRequested) -> None:
-        order = self.query_one(OrdersView).order(message.order_id)
+        order = self.q(OrdersView).order(message.order_id)
         if order is None or not order.status.is_live:
             self.notify("only a live order can be modified", severity="warning")
             return
@@ -286,8 +298,8 @@ class TradedeskApp(App[None]):
         """No confirmation: cancelling is always safe. Works from every screen and modal."""
         self.halting = True
         try:
-            self.query_one(HeaderBar).reason = "halting…"
-        except Exception:  # noqa: BLE001 - header not mounted yet
+            self.q(HeaderBar).reason = "halting…"
+        except NoMatches:
             pass
         self.log_line("error", "HALT requested: cancelling every open order")
         self.run_worker(self._halt("HALT key"), name="halt", group="halt", exit_on_error=False)
@@ -322,13 +334,13 @@ class TradedeskApp(App[None]):
                                        f"{self.engine.trading_state_reason}"), confirmed)
 
     def action_focus_entry(self) -> None:
-        self.query_one(OrderEntry).query_one("#in-amount").focus()
+        self.q(OrderEntry).query_one("#in-amount").focus()
 
     def action_focus_orders(self) -> None:
-        self.query_one(OrdersView).focus()
+        self.q(OrdersView).focus()
 
     def action_focus_positions(self) -> None:
-        self.query_one(PositionsTable).focus()
+        self.q(PositionsTable).focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.binding_rows()))
@@ -353,15 +365,15 @@ class TradedeskApp(App[None]):
         yield SystemCommand("Orders", "Focus the orders pane", self.action_focus_orders)
         yield SystemCommand("Positions", "Focus the positions pane", self.action_focus_positions)
         yield SystemCommand("Cancel selected order", "Cancel the order under the cursor",
-                            lambda: self.query_one(OrdersView).action_cancel_order())
+                            lambda: self.q(OrdersView).action_cancel_order())
         yield SystemCommand("Modify selected order", "Change its price or amount",
-                            lambda: self.query_one(OrdersView).action_modify_order())
+                            lambda: self.q(OrdersView).action_modify_order())
         yield SystemCommand("Cancel all orders of the selected symbol", "Per-symbol cancel-all",
-                            lambda: self.query_one(OrdersView).action_cancel_symbol())
+                            lambda: self.q(OrdersView).action_cancel_symbol())
         yield SystemCommand("Filter orders", "open / all / history / per symbol",
-                            lambda: self.query_one(OrdersView).action_cycle_filter())
+                            lambda: self.q(OrdersView).action_cycle_filter())
         yield SystemCommand("Close selected position", "Reduce-only market order (asks first)",
-                            lambda: self.query_one(PositionsTable).action_close_position())
+                            lambda: self.q(PositionsTable).action_close_position())
         yield SystemCommand("Keys", "Every binding and its id", self.action_help)
         yield SystemCommand("Quit tradedesk", "Asks whether to halt first when orders are open", self.action_request_quit)
 

@@ -35,10 +35,11 @@ class AccountSummary(Vertical):
     def show(self, status: AccountStatus) -> None:
         pnl_style = "green" if status.daily_pnl > 0 else "red" if status.daily_pnl < 0 else ""
         text = Text()
-        text.append(f"Balance {money(status.balance)}  Equity {money(status.equity)} {status.currency}\n")
-        text.append(f"Free margin {money(status.free_margin)}  Exposure {money(status.exposure)}\n")
-        text.append("Daily PnL ")
-        text.append(money(status.daily_pnl), style=pnl_style)
+        text.append(f"Equity  {money(status.equity):>15} {status.currency}\n")
+        text.append(f"Balance {money(status.balance):>15}\n")
+        text.append(f"Free    {money(status.free_margin):>15}  Exp {money(status.exposure)}\n")
+        text.append("Day PnL ")
+        text.append(f"{money(status.daily_pnl):>15}", style=pnl_style)
         text.append(f"  DD {status.drawdown_pct:.2f}%")
         self.query_one("#acct-figures", Static).update(text)
         self._equity.append(float(status.equity))

@@ -40,6 +40,7 @@ class HaltReportScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HaltReportScreen { align: center middle; }
     HaltReportScreen > Vertical { width: 72; max-width: 95%; height: auto; max-height: 90%; padding: 1 2; }
+    HaltReportScreen VerticalScroll { height: auto; max-height: 24; }
     """
 
     def __init__(self, report: HaltReport) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -48,13 +49,17 @@ class HeaderBar(Horizontal):
         self._show_state()
 
     def watch_now(self, now: datetime | None) -> None:
-        if self.is_mounted and now is not None:
-            self.query_one("#hdr-clock", Static).update(now.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        if now is not None:
+            try:
+                self.query_one("#hdr-clock", Static).update(now.strftime("%Y-%m-%d %H:%M:%S UTC"))
+            except NoMatches:
+                pass
 
     def _show_state(self) -> None:
-        if not self.is_mounted:
+        try:
+            label = self.query_one("#hdr-state", Static)
+        except NoMatches:  # not composed yet: on_mount shows it
             return
-        label = self.query_one("#hdr-state", Static)
         for s in TradingState:
             label.set_class(self.state is s, f"-{s.value.lower()}")
         text = self.state.value if not self.reason or self.state is TradingState.ACTIVE else f"{self.state.value}: {self.reason}"

@@ -45,7 +45,7 @@ class OrderEntry(Vertical):
     DEFAULT_CSS = """
     OrderEntry { height: auto; }
     OrderEntry Grid { grid-size: 4; grid-columns: 7 1fr 5 1fr; grid-rows: 1; height: auto; grid-gutter: 0 1; }
-    OrderEntry Input { height: 1; border: none; padding: 0; }
+    OrderEntry Input, OrderEntry Input:focus { height: 1; border: none; padding: 0; }
     OrderEntry Label { height: 1; }
     OrderEntry Horizontal { height: 1; }
     OrderEntry Checkbox { height: 1; border: none; padding: 0; margin-right: 2; }
@@ -70,6 +70,7 @@ class OrderEntry(Vertical):
         self._maker = maker_fee
         self.errors: dict[str, str] = {}
         self.verdict: list[str] = []
+        self._touched: set[str] = set()  # errors show for fields the trader edited, or after Enter
 
     def compose(self) -> ComposeResult:
         suggest = {
@@ -164,6 +165,8 @@ class OrderEntry(Vertical):
     # -- live preview ------------------------------------------------------------------------------
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id and event.input.has_focus:
+            self._touched.add(event.input.id.removeprefix("in-"))
         self.refresh_preview()
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
@@ -183,7 +186,7 @@ class OrderEntry(Vertical):
         if ref is not None:
             notional = request.amount * ref
             rate = self._maker if request.time_in_force is TimeInForce.PO else self._taker
-            preview.update(f"Notional {notional:,.2f}  fee ~{notional * rate:,.2f}  margin {notional / request.leverage:,.2f}")
+            preview.update(f"Notional {notional:,.2f}  fee ~{notional * rate:,.2f}\nMargin {notional / request.leverage:,.2f}")
         else:
             preview.update("")
         self.verdict = self._checker(request)
@@ -192,12 +195,15 @@ class OrderEntry(Vertical):
         else:
             verdict.update(Text("✓ passes risk checks", style="green"))
 
-    def _show_errors(self) -> None:
+    def _show_errors(self, all_fields: bool = False) -> None:
+        if all_fields:
+            self._touched.update(self.errors)
+        shown = {f: p for f, p in self.errors.items() if f in self._touched}
         for field in FIELDS:
-            self.query_one(f"#in-{field}", Input).set_class(field in self.errors, "-invalid")
-            self.query_one(f"#label-{field}", Label).set_class(field in self.errors, "-invalid")
+            self.query_one(f"#in-{field}", Input).set_class(field in shown, "-invalid")
+            self.query_one(f"#label-{field}", Label).set_class(field in shown, "-invalid")
         text = Text()
-        for field, problem in self.errors.items():
+        for field, problem in shown.items():
             if text:
                 text.append("\n")
             text.append(f"{FIELDS.get(field, (field,))[0]}: {problem}", style="red")
@@ -209,7 +215,7 @@ class OrderEntry(Vertical):
 
     def submit(self) -> bool:
         request, sl, tp = self.build()
-        self._show_errors()
+        self._show_errors(all_fields=True)
         if request is None:
             first = next(iter(self.errors), None)
             if first in FIELDS:

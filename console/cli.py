@@ -1,0 +1,85 @@
+"""The ``tradedesk`` command. Bad flags and bad config end in one line naming the problem."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import NoReturn
+
+from core.config import ConfigError, Settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"tradedesk: {message} (see tradedesk --help)\n")
+
+
+def _version() -> str:
+    try:
+        return version("tradedesk")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed takes a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--seed must be >= 0, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tradedesk",
+        description="Terminal trading console. Paper trading on a simulated market unless told otherwise.",
+    )
+    p.add_argument("--db", type=Path, help="journal file (default: tradedesk/journal.sqlite in your user data folder)")
+    p.add_argument("--config", type=Path, help="TOML config file (risk limits, breakers, keys, ...)")
+    p.add_argument("--seed", type=_seed, default=7, help="seed of the simulated market (default 7)")
+    p.add_argument("--venue", default="sim", help="'sim' (default) or a ccxt exchange id such as binance or okx")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--paper", action="store_true", help="simulated fills (the default)")
+    mode.add_argument("--live", action="store_true", help="real orders with real money: asks you to type a confirmation")
+    p.add_argument("--api-url", help="point the exchange client at another base URL (e.g. a local test server)")
+    p.add_argument("--version", action="version", version=f"tradedesk {_version()}")
+    return p
+
+
+def default_db() -> Path:
+    from platformdirs import user_data_path
+
+    folder = user_data_path("tradedesk", appauthor=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "journal.sqlite"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.load(args.config)
+    except ConfigError as exc:
+        sys.exit(f"tradedesk: {exc}")
+    if args.venue != "sim" or args.live:
+        what = "live trading" if args.live else f"paper trading on {args.venue} prices"
+        sys.exit(f"tradedesk: {what} needs the ccxt venue, which this version does not have yet; use --venue sim")
+
+    from core import Engine
+    from console.app import TradedeskApp
+
+    db = args.db or default_db()
+    if args.db is not None and not args.db.expanduser().parent.exists():
+        sys.exit(f"tradedesk: --db {args.db}: folder {args.db.expanduser().parent} does not exist")
+    engine = Engine.paper(db=db, seed=args.seed, settings=settings)
+    app = TradedeskApp(engine, live=False, venue_label="sim")
+    app.run()
+    if app.return_code:
+        sys.exit(app.return_code)
+
+
+if __name__ == "__main__":
+    main()
