@@ -138,8 +138,12 @@ class TradedeskApp(App[None]):
         self.q(HeaderBar).now = self.engine.clock.now()
 
     async def shutdown(self) -> None:
+        """Stop the loops and close the journal (idempotent: every exit path comes here)."""
         self.engine.stop()
         await self.engine.close()
+
+    async def on_unmount(self) -> None:
+        await self.shutdown()
 
     async def action_request_quit(self) -> None:
         open_orders = len(await self.engine.get_active_orders()) if self.engine.journal else 0

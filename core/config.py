@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from core.models import TradingState
 
@@ -25,7 +24,7 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RiskLimits(_Section):
@@ -84,10 +83,10 @@ class AccountSettings(_Section):
     risk: RiskOverrides = RiskOverrides()
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TRADEDESK_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+class Settings(BaseModel):
+    """All settings. ``Settings()`` is the defaults; ``Settings.load`` reads file and environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     risk: RiskLimits = RiskLimits()
     breakers: BreakerSettings = BreakerSettings()
@@ -107,15 +106,21 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
         """Read the TOML file at ``path`` (optional) and the environment; raise ConfigError."""
+        # pydantic-settings is imported here, not at module import: it is a start-up cost
+        # every client would pay, and only loading reads files and the environment.
+        from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
         toml_path = Path(path).expanduser() if path else None
         if toml_path is not None and not toml_path.is_file():
             raise ConfigError(f"config file {toml_path} does not exist")
 
-        class _FromFile(cls):  # type: ignore[valid-type, misc]
+        class _FromFile(BaseSettings, cls):  # type: ignore[valid-type, misc]
+            model_config = SettingsConfigDict(env_prefix="TRADEDESK_", env_nested_delimiter="__", extra="forbid")
+
             @classmethod
             def settings_customise_sources(
                 cls,
-                settings_cls: type[BaseSettings],
+                settings_cls: type[BaseSettings],  # noqa: F821
                 init_settings: PydanticBaseSettingsSource,
                 env_settings: PydanticBaseSettingsSource,
                 dotenv_settings: PydanticBaseSettingsSource,

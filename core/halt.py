@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 from core.clock import Clock
 from core.errors import VenueError
@@ -27,7 +26,7 @@ T = TypeVar("T")
 
 
 class AccountHaltReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     account: str
     venue: str
@@ -46,7 +45,7 @@ class AccountHaltReport(BaseModel):
 
 
 class HaltReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     reason: str
     flatten: bool
@@ -88,7 +87,9 @@ async def retry_until(clock: Clock, deadline: float, settings: HaltSettings, cal
     """Call ``call`` until it succeeds, retrying only transient venue errors with exponential
     backoff and jitter, until ``deadline`` on ``clock``; then the last error is raised."""
 
-    def out_of_time(state: RetryCallState) -> bool:
+    from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter  # only a halt needs it
+
+    def out_of_time(state: object) -> bool:
         return clock.monotonic() >= deadline
 
     retrying = AsyncRetrying(

@@ -117,13 +117,13 @@ class Liquidity(StrEnum):
     TAKER = "taker"
 
 
-_MODEL_CONFIG = ConfigDict(extra="forbid", validate_assignment=False, use_enum_values=False)
+_MODEL_CONFIG = ConfigDict(extra="forbid", validate_assignment=False, use_enum_values=False, defer_build=True)
 
 
 class OrderRequest(BaseModel):
     """What a client asks for. Validation errors name the field and the rule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     symbol: str = Field(min_length=1)
     side: Side
@@ -341,7 +341,7 @@ class AccountStatus(BaseModel):
 class Market(BaseModel):
     """What a venue says about a symbol: precision and limits feed validation and risk."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     symbol: str
     base: str

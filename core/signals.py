@@ -23,7 +23,7 @@ class Direction(StrEnum):
 
 
 class Signal(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     symbol: Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)]
     direction: Direction
@@ -48,7 +48,7 @@ class Signal(BaseModel):
 
 
 class SignalVerdict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     signal: Signal
     confirmed: bool
@@ -60,7 +60,7 @@ class SignalVerdict(BaseModel):
 class Sizing(BaseModel):
     """How big an order a confirmed signal becomes: a fraction of equity or a fixed amount."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     equity_fraction: Dec | None = None
     amount: Dec | None = None

@@ -1,0 +1,152 @@
+"""The console under load, headless.
+
+Prints JSON:
+- ``cold_start_ms``: a fresh process until the main screen is interactive (imports, journal
+  open, first compose), best and median of 5 (target <= 300 ms).
+- ``keypress_to_visible_ms``: with N tracked orders and ~1,000 order updates/s flowing from the
+  sim venue, the time from pressing Enter in the order entry to the new order's row being
+  painted in the orders pane, p50/p99 over R orders (target p99 <= 100 ms).
+
+    .venv/bin/python benchmarks/bench_console.py [N] [R]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+_STARTUP = r"""
+import sys, time
+t0 = float(sys.argv[1])
+from console.app import TradedeskApp
+from core import Engine
+
+class Probe(TradedeskApp):
+    def on_ready(self):  # after TradedeskApp.on_mount (journal open, state restored)
+        self.call_after_refresh(self._painted)
+    def _painted(self):
+        print(round((time.time() - t0) * 1000, 1), flush=True)
+        self.exit()
+
+Probe(Engine.paper(db=sys.argv[2]), run_loops=False).run(headless=True)
+"""
+
+
+def cold_start() -> tuple[float, float]:
+    samples = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(5):
+            db = str(Path(tmp) / f"s{i}.sqlite")
+            out = subprocess.run([sys.executable, "-c", _STARTUP, repr(time.time()), db], cwd=ROOT,
+                                 capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return min(samples), statistics.median(samples)
+
+
+async def keypress_latency(n: int, rounds: int) -> dict[str, float]:
+    from console.app import TradedeskApp
+    from core import Engine, OrderRequest, Settings
+    from widgets.order_entry import OrderEntry
+    from widgets.orders_view import OrdersView
+
+    painted: dict[str, float] = {}
+    original = OrdersView.render_line
+
+    def render_line(self, y):  # noqa: ANN001, ANN202 - records when each order is first painted
+        strip = original(self, y)
+        index = int(self.scroll_offset.y) + y
+        if index < len(self._rows):
+            painted.setdefault(self._rows[index], time.perf_counter())
+        return strip
+
+    OrdersView.render_line = render_line  # type: ignore[method-assign]
+    settings = Settings(risk={"max_orders_per_second": 1e9, "max_position_notional": 1e12, "max_exposure_pct": 1e9})
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine.paper(db=Path(tmp) / "c.sqlite", seed=3, balance=Decimal(10**9), settings=settings)
+        app = TradedeskApp(engine, run_loops=False)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            ids: list[str] = []
+
+            async def place(i: int) -> None:
+                o = await engine.place_order(OrderRequest(symbol="BTC/USDT", side="buy", type="limit",
+                                                          amount=Decimal("0.001"), price=Decimal(49000) + i % 900))
+                ids.append(o.id)
+
+            for start in range(0, n, 200):
+                await asyncio.gather(*(place(i) for i in range(start, min(n, start + 200))))
+            await pilot.pause()
+            stop = asyncio.Event()
+            updates = 0
+
+            async def churn() -> None:  # ~1,000 order updates/s: amend prices of resting orders
+                nonlocal updates
+                rng = random.Random(1)
+                while not stop.is_set():
+                    t = time.perf_counter()
+                    batch = [engine.modify_order(rng.choice(ids), price=Decimal(48000) + rng.randrange(900)) for _ in range(50)]
+                    await asyncio.gather(*batch)
+                    updates += len(batch)
+                    await asyncio.sleep(max(0.0, 0.05 - (time.perf_counter() - t)))
+
+            churner = asyncio.create_task(churn())
+            entry = app.q(OrderEntry)
+            entry.set_value("amount", "0.001")
+            latencies = []
+            t_start = time.perf_counter()
+            for r in range(rounds):
+                entry.set_value("price", str(48000 + r))
+                entry.query_one("#in-price").focus()
+                before = set(engine._orders)
+                t0 = time.perf_counter()
+                await pilot.press("enter")
+                new_id = None
+                while True:
+                    await asyncio.sleep(0.001)
+                    if new_id is None:
+                        fresh = set(engine._orders) - before
+                        new_id = next(iter(fresh)) if fresh else None
+                    if new_id is not None and new_id in painted:
+                        latencies.append(painted[new_id] - t0)
+                        break
+                    if time.perf_counter() - t0 > 5:
+                        raise RuntimeError("the new order never appeared on screen")
+                await asyncio.sleep(0.02)
+            elapsed = time.perf_counter() - t_start
+            stop.set()
+            await churner
+            await app.shutdown()
+    latencies.sort()
+    return {
+        "tracked_orders": n,
+        "updates_per_s": round(updates / elapsed),
+        "keypress_to_visible_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "keypress_to_visible_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
+        "rounds": rounds,
+    }
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    best, median = cold_start()
+    result = {"benchmark": "console", "cold_start_ms_best": best, "cold_start_ms_median": median}
+    result.update(asyncio.run(keypress_latency(n, rounds)))
+    result["target"] = "cold start <= 300 ms; p99 <= 100 ms at 10,000 orders and 1,000 updates/s"
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
