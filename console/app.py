@@ -7,6 +7,7 @@ waits on a venue. Worker failures are handled in one place (``on_worker_state_ch
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -135,7 +136,10 @@ class TradedeskApp(App[None]):
         return self.engine.settings.keys.get("halt", "ctrl+k")
 
     def tick_clock(self) -> None:
-        self.q(HeaderBar).now = self.engine.clock.now()
+        try:
+            self.q(HeaderBar).now = self.engine.clock.now()
+        except NoMatches:  # the timer can fire while the app is shutting down
+            pass
 
     async def shutdown(self) -> None:
         """Stop the loops and close the journal (idempotent: every exit path comes here)."""
@@ -154,7 +158,7 @@ class TradedeskApp(App[None]):
 
         async def answered(answer: str | None) -> None:
             if answer == "halt":
-                await self._halt("quit")
+                await self._halt("quit", show_report=False)
                 await self.shutdown()
                 self.exit()
             elif answer == "leave":
@@ -163,8 +167,12 @@ class TradedeskApp(App[None]):
 
         self.push_screen(QuitScreen(open_orders), answered)
 
+    async def action_quit(self) -> None:
+        """Every quit (the palette's too) asks about open orders and closes the journal."""
+        await self.action_request_quit()
+
     async def action_ctrl_c(self) -> None:
-        now = self.engine.clock.monotonic() if False else __import__("time").monotonic()
+        now = time.monotonic()  # the wall clock: "twice" is about the trader's key presses
         if self._ctrl_c_at is not None and now - self._ctrl_c_at < 3.0:
             self._ctrl_c_at = None
             await self.action_request_quit()
@@ -213,7 +221,9 @@ class TradedeskApp(App[None]):
 
     @on(m.OrderSubmitted)
     def place(self, message: m.OrderSubmitted) -> None:
-        self.run_worker(self._place(message), group="orders", exit_on_error=False)
+        req = message.request
+        self.run_worker(self._place(message), name=f"place {req.side.value} {req.amount} {req.symbol}", group="orders",
+                        exit_on_error=False)
 
     async def _place(self, message: m.OrderSubmitted) -> None:
         req = message.request
@@ -233,7 +243,8 @@ class TradedeskApp(App[None]):
 
     @on(m.CancelRequested)
     def cancel(self, message: m.CancelRequested) -> None:
-        self.run_worker(self._cancel(message.order_id), group="orders", exit_on_error=False)
+        self.run_worker(self._cancel(message.order_id), name=f"cancel {message.order_id}", group="orders",
+                        exit_on_error=False)
 
     async def _cancel(self, order_id: str) -> None:
         try:
@@ -246,7 +257,8 @@ class TradedeskApp(App[None]):
 
     @on(m.CancelSymbolRequested)
     def cancel_symbol(self, message: m.CancelSymbolRequested) -> None:
-        self.run_worker(self._cancel_symbol(message.symbol), group="orders", exit_on_error=False)
+        self.run_worker(self._cancel_symbol(message.symbol), name=f"cancel all {message.symbol}", group="orders",
+                        exit_on_error=False)
 
     async def _cancel_symbol(self, symbol: str) -> None:
         orders = await self.engine.cancel_all_orders(symbol)
@@ -262,7 +274,8 @@ class TradedeskApp(App[None]):
 
         def chosen(values: tuple[Decimal | None, Decimal | None] | None) -> None:
             if values is not None:
-                self.run_worker(self._modify(message.order_id, *values), group="orders", exit_on_error=False)
+                self.run_worker(self._modify(message.order_id, *values), name=f"modify {message.order_id}",
+                                group="orders", exit_on_error=False)
 
         self.push_screen(ModifyScreen(order), chosen)
 
@@ -287,7 +300,8 @@ class TradedeskApp(App[None]):
             if yes:
                 req = OrderRequest(symbol=symbol, side=side, type=OrderType.MARKET, amount=abs(size), reduce_only=True,
                                    tag="close position")
-                self.run_worker(self._place(m.OrderSubmitted(req)), group="orders", exit_on_error=False)
+                self.run_worker(self._place(m.OrderSubmitted(req)), name=f"close {symbol}", group="orders",
+                                exit_on_error=False)
 
         self.push_screen(ConfirmScreen(f"Close {symbol} {'long' if size > 0 else 'short'} {abs(size)} at market?",
                                        "A reduce-only market order."), confirmed)
@@ -308,13 +322,15 @@ class TradedeskApp(App[None]):
         self.log_line("error", "HALT requested: cancelling every open order")
         self.run_worker(self._halt("HALT key"), name="halt", group="halt", exit_on_error=False)
 
-    async def _halt(self, reason: str, flatten: bool = False) -> None:
+    async def _halt(self, reason: str, flatten: bool = False, show_report: bool = True) -> None:
         report = await self.engine.halt_trading(reason, flatten=flatten)
         self.halting = False
-        self.bridge.flush() if self.bridge else None
-        self.log_line("info" if report.clean else "error", report.summary())
-        self.notify(report.summary(), severity="information" if report.clean else "error", timeout=8)
-        self.push_screen(HaltReportScreen(report))
+        if self.bridge is not None:
+            self.bridge.flush()  # the engine's notice logs the summary (and toasts it when unclean)
+        if report.clean:
+            self.notify(report.summary(), severity="information", timeout=8)
+        if show_report:
+            self.push_screen(HaltReportScreen(report))
 
     def action_flatten_all(self) -> None:
         def confirmed(yes: bool | None) -> None:
@@ -332,7 +348,8 @@ class TradedeskApp(App[None]):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self.engine.resume_trading("resumed from the console"), group="orders", exit_on_error=False)
+                self.run_worker(self.engine.resume_trading("resumed from the console"), name="resume", group="orders",
+                                exit_on_error=False)
 
         self.push_screen(ConfirmScreen(f"Resume trading? It is {self.engine.trading_state.value}: "
                                        f"{self.engine.trading_state_reason}"), confirmed)
@@ -378,7 +395,7 @@ class TradedeskApp(App[None]):
                             lambda: self.q(OrdersView).action_cycle_filter())
         yield SystemCommand("Close selected position", "Reduce-only market order (asks first)",
                             lambda: self.q(PositionsTable).action_close_position())
-        yield SystemCommand("Keys", "Every binding and its id", self.action_help)
+        yield SystemCommand("Key bindings and their ids", "Every binding, remappable under [keys]", self.action_help)
         yield SystemCommand("Quit tradedesk", "Asks whether to halt first when orders are open", self.action_request_quit)
 
     # -- workers ---------------------------------------------------------------------------------

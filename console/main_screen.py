@@ -16,7 +16,7 @@ from widgets.event_log import EventLog
 from widgets.halt_button import HaltButton
 from widgets.header_bar import HeaderBar
 from widgets.order_entry import OrderEntry
-from widgets.orders_view import OrdersView, header_line
+from widgets.orders_view import OrdersView
 from widgets.positions_table import PositionsTable
 
 
@@ -41,6 +41,9 @@ class MainScreen(Screen[None]):
         self._prices = prices
         self._halt_key = halt_key
 
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 110, "-narrow")  # 80x24: a slimmer left column
+
     def compose(self) -> ComposeResult:
         yield HeaderBar(accounts=self._accounts, venue=self._venue, live=self._live, id="header")
         with Horizontal(id="main"):
@@ -51,7 +54,6 @@ class MainScreen(Screen[None]):
             with Vertical(id="right"):
                 with Vertical(id="orders-pane"):
                     yield Static("", id="orders-title", classes="pane-title")
-                    yield Static(header_line(), id="orders-header")
                     yield OrdersView(id="orders")
                 with Vertical(id="positions-pane"):
                     yield Static("Positions", classes="pane-title")

@@ -42,7 +42,6 @@ _MIGRATIONS: dict[int, list[str]] = {
         # Not unique: an order refused for reusing a client order id is journaled too. The
         # engine refuses duplicates before anything is sent.
         "CREATE INDEX orders_client_id ON orders(account, client_order_id)",
-        "CREATE INDEX orders_status ON orders(status)",
         """CREATE TABLE fills (
                account TEXT NOT NULL, id TEXT NOT NULL, order_id TEXT NOT NULL, data TEXT NOT NULL,
                PRIMARY KEY (account, id))""",

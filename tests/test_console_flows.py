@@ -8,7 +8,7 @@ action workers are awaited, so nothing waits on the wall clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from decimal import Decimal as D
 from pathlib import Path
@@ -30,6 +30,7 @@ from widgets.help_screen import HelpScreen
 from widgets.modify_dialog import ModifyScreen
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
+from widgets.positions_table import COLUMNS as POSITION_COLUMNS
 from widgets.positions_table import PositionsTable
 from widgets.quit_dialog import QuitScreen
 
@@ -88,13 +89,22 @@ async def settle(pilot: Pilot, clock: ManualClock | None = None) -> None:
     await pilot.pause()
 
 
-async def tick(pilot: Pilot, **scripted: list[str]) -> None:
-    """Script the next price of some symbols, move the market one step, show the result."""
+async def tick(pilot: Pilot, scripted: dict[str, list[str]]) -> None:
+    """Script the next prices of some symbols, move the market one step, show the result."""
     engine: Engine = pilot.app.engine  # type: ignore[attr-defined]
     for symbol, prices in scripted.items():
-        engine.venue.market.script(symbol.replace("_", "/"), prices)  # type: ignore[attr-defined]
+        engine.venue.market.script(symbol, prices)  # type: ignore[attr-defined]
     await engine.tick()
     await settle(pilot)
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], rounds: int = 100) -> None:
+    """Let the app process messages until ``condition`` holds (no wall-clock sleep)."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await pilot.pause()
+    raise AssertionError("the app never got there")
 
 
 async def type_text(pilot: Pilot, text: str) -> None:
@@ -113,9 +123,9 @@ def market(symbol: str, amount: str, side: str = "buy") -> OrderRequest:
 
 
 def order_lines(app: TradedeskApp) -> list[str]:
-    """The orders pane's rows, as rendered text."""
+    """The orders pane's rows, as rendered text (line 0 is the column header)."""
     view = app.q(OrdersView)
-    return [view.render_line(y).text for y in range(min(view.row_count, view.size.height))]
+    return [view.render_line(y + 1).text for y in range(min(view.row_count, view.size.height - 1))]
 
 
 def orders_title(app: TradedeskApp) -> str:
@@ -123,10 +133,8 @@ def orders_title(app: TradedeskApp) -> str:
 
 
 def position_row(app: TradedeskApp, symbol: str, account: str = "paper") -> dict[str, str]:
-    table = app.q(PositionsTable)
-    cells = table.get_row(f"{account}:{symbol}")
-    return {name: str(cell) for name, cell in zip(("Symbol", "Side", "Size", "Entry", "Mark", "uPnL", "rPnL", "Lev", "Liq"),
-                                                   cells, strict=True)}
+    cells = app.q(PositionsTable).get_row(f"{account}:{symbol}")
+    return {name: str(cell) for name, cell in zip(POSITION_COLUMNS, cells, strict=True)}
 
 
 def header_state(app: TradedeskApp) -> str:
@@ -143,6 +151,7 @@ def entry_errors(app: TradedeskApp) -> str:
 
 
 def toasts(app: TradedeskApp) -> list[str]:
+    """The notifications the app holds (Textual has no public reader for them)."""
     return [n.message for n in app._notifications]
 
 
@@ -171,7 +180,7 @@ async def test_limit_order_entered_by_keys_rests_fills_and_shows_the_position(ap
         assert "open (1 of 1)" in orders_title(app)
         assert app.q(PositionsTable).row_count == 0
 
-        await tick(pilot, BTC_USDT=["50989.9"])  # trades through the bid: the limit fills at its price
+        await tick(pilot, {"BTC/USDT": ["50989.9"]})  # trades through the bid: the limit fills at its price
 
         filled = await engine.get_order_by_id(order.id)
         assert filled is not None and filled.status is OrderStatus.FILLED and filled.average_price == D("50990")
@@ -182,7 +191,7 @@ async def test_limit_order_entered_by_keys_rests_fills_and_shows_the_position(ap
         row = position_row(app, "BTC/USDT")
         assert (row["Side"], row["Size"], row["Entry"]) == ("long", "0.01", "50990")
 
-        await tick(pilot, BTC_USDT=["51010"])
+        await tick(pilot, {"BTC/USDT": ["51010"]})
         row = position_row(app, "BTC/USDT")
         assert row["Mark"] == "51010"
         assert row["uPnL"] == "0.20"  # (51010 - 50990) * 0.01
@@ -408,7 +417,7 @@ async def test_flatten_all_asks_first(app: TradedeskApp, clock: ManualClock) -> 
 
         assert engine.trading_state is TradingState.HALTED
         assert engine.ledger.signed_size("BTC/USDT") == 0
-        assert await engine.get_positions() == [] or all(p.size == 0 for p in await engine.get_positions())
+        assert [p.symbol for p in await engine.get_positions() if p.size != 0] == []
         assert await engine.get_active_orders() == []
         assert app.q(PositionsTable).row_count == 0
         assert isinstance(app.screen, HaltReportScreen)
@@ -479,7 +488,7 @@ async def test_restart_restores_orders_positions_and_halted(tmp_path: Path, cloc
         await pilot.press("ctrl+q")
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("l")
-        await pilot.pause()
+        await until(pilot, lambda: app.return_code is not None)  # quitting closes the engine first
     assert app.return_code == 0 and app.engine._closed
 
     # 2. they are all back; halt
@@ -545,7 +554,7 @@ async def test_quit_with_open_orders_leave_keeps_them_working(app: TradedeskApp)
         await pilot.press("ctrl+q")
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("l")
-        await pilot.pause()
+        await until(pilot, lambda: app.return_code is not None)  # quitting closes the engine first
     assert app.return_code == 0
     assert engine._closed  # the journal was closed cleanly on the way out
     assert engine.venue.open_order_count() == 1  # type: ignore[attr-defined]
@@ -555,7 +564,7 @@ async def test_quit_with_open_orders_leave_keeps_them_working(app: TradedeskApp)
 async def test_quit_without_open_orders_does_not_ask(app: TradedeskApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+q")
-        await pilot.pause()
+        await until(pilot, lambda: app.return_code is not None)
         assert not isinstance(app.screen, QuitScreen)
     assert app.return_code == 0 and app.engine._closed
 
@@ -568,7 +577,7 @@ async def test_quit_with_open_orders_halt_cancels_them_first(app: TradedeskApp) 
         await pilot.press("ctrl+q")
         assert isinstance(app.screen, QuitScreen) and app.screen.open_orders == 3
         await pilot.press("h")
-        await pilot.pause()
+        await until(pilot, lambda: app.return_code is not None)  # halts, closes the engine, exits
     assert app.return_code == 0 and engine._closed
     assert engine.trading_state is TradingState.HALTED
     assert engine.venue.open_order_count() == 0  # type: ignore[attr-defined]
@@ -649,8 +658,9 @@ async def test_an_engine_refusal_from_the_form_is_logged(app: TradedeskApp) -> N
         assert app.q(OrdersView).visible_ids() == [order.id]
 
 
-@pytest.mark.xfail(strict=True, raises=NoMatches,
-                   reason="app bug: tick_clock (console/app.py:138) queries HeaderBar after the main screen is torn down")
+# -- regressions: each of these was an app bug once ---------------------------------------------------
+
+
 async def test_the_header_clock_timer_survives_shutdown(tmp_path: Path, clock: ManualClock) -> None:
     """The 1 s header-clock interval keeps firing while the app shuts down; at 1 ms it always
     lands in that window. Remove the xfail once tick_clock tolerates a missing HeaderBar."""
@@ -663,12 +673,6 @@ async def test_the_header_clock_timer_survives_shutdown(tmp_path: Path, clock: M
         await app.engine.close()
 
 
-# -- known bugs (strict xfail: they start failing, as a reminder, once the bug is fixed) ----------------
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="app bug: Textual's `Input.-invalid:focus { border: tall }` beats OrderEntry's "
-                          "`OrderEntry Input:focus { border: none }`: the focused invalid field has no room for its text")
 async def test_the_focused_invalid_field_still_shows_its_text(app: TradedeskApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await type_text(pilot, "abc")
@@ -678,8 +682,6 @@ async def test_the_focused_invalid_field_still_shows_its_text(app: TradedeskApp)
         assert amount.content_region.height == 1, "the field's text is hidden under a border"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="app bug: Textual's Input validates on blur and resets the -invalid class OrderEntry set")
 async def test_an_invalid_field_stays_marked_after_leaving_it(app: TradedeskApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await type_text(pilot, "abc")
@@ -690,9 +692,6 @@ async def test_an_invalid_field_stays_marked_after_leaving_it(app: TradedeskApp)
         assert app.q(OrderEntry).query_one("#in-amount", Input).has_class("-invalid")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="app bug: the palette keeps Textual's own 'Quit' command (App.action_quit): it exits without "
-                          "asking about open orders and without closing the engine")
 async def test_quitting_from_the_palette_asks_about_open_orders(app: TradedeskApp) -> None:
     engine = app.engine
     async with app.run_test(size=SIZE) as pilot:
@@ -713,9 +712,6 @@ async def test_quitting_from_the_palette_asks_about_open_orders(app: TradedeskAp
         assert isinstance(app.screen, QuitScreen)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="app bug: the help title is markup, and '[keys]' in it is taken for a style tag and dropped "
-                          "(widgets/help_screen.py:26)")
 async def test_the_help_screen_names_the_keys_section(app: TradedeskApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f1")
@@ -724,9 +720,6 @@ async def test_the_help_screen_names_the_keys_section(app: TradedeskApp) -> None
         assert "remap any id under [keys] in the config file" in title.visual.plain  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="rough edge: the halt summary is logged twice, by _halt (console/app.py:315) and again from "
-                          "the engine's notice (core/engine.py halt_trading -> bridge -> on_notices_posted)")
 async def test_the_halt_summary_is_logged_once(app: TradedeskApp, clock: ManualClock) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await place_on_three_symbols(app.engine)

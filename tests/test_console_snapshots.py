@@ -9,7 +9,7 @@ which would otherwise be the random tmp path), steady input cursors and no toast
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,6 @@ from widgets.positions_table import PositionsTable
 from .test_console_flows import QUIET_CLOCK, limit, market, settle
 
 SnapCompare = Callable[..., bool]
-RunBefore = Callable[[Pilot], Awaitable[None]]
 
 
 class SnapshotApp(TradedeskApp):

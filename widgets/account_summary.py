@@ -35,12 +35,12 @@ class AccountSummary(Vertical):
     def show(self, status: AccountStatus) -> None:
         pnl_style = "green" if status.daily_pnl > 0 else "red" if status.daily_pnl < 0 else ""
         text = Text()
-        text.append(f"Equity  {money(status.equity):>15} {status.currency}\n")
-        text.append(f"Balance {money(status.balance):>15}\n")
-        text.append(f"Free    {money(status.free_margin):>15}  Exp {money(status.exposure)}\n")
+        text.append(f"Equity  {money(status.equity):>13} {status.currency}\n")
+        text.append(f"Balance {money(status.balance):>13}\n")
+        text.append(f"Free    {money(status.free_margin):>13} Exp {money(status.exposure)}\n")
         text.append("Day PnL ")
-        text.append(f"{money(status.daily_pnl):>15}", style=pnl_style)
-        text.append(f"  DD {status.drawdown_pct:.2f}%")
+        text.append(f"{money(status.daily_pnl):>13}", style=pnl_style)
+        text.append(f" DD {status.drawdown_pct:.2f}%")
         self.query_one("#acct-figures", Static).update(text)
         self._equity.append(float(status.equity))
         if len(self._equity) > 1:

@@ -23,7 +23,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static("[b]Keys[/b]  (remap any id under [keys] in the config file)")
+            yield Static("[b]Keys[/b]  (remap any id under \\[keys] in the config file)")
             table: DataTable[str] = DataTable(cursor_type="row", id="help-table")
             table.add_columns("Where", "Key", "Action", "Id")
             for row in self.rows:

@@ -45,7 +45,9 @@ class OrderEntry(Vertical):
     DEFAULT_CSS = """
     OrderEntry { height: auto; }
     OrderEntry Grid { grid-size: 4; grid-columns: 7 1fr 5 1fr; grid-rows: 1; height: auto; grid-gutter: 0 1; }
-    OrderEntry Input, OrderEntry Input:focus { height: 1; border: none; padding: 0; }
+    OrderEntry Input, OrderEntry Input:focus, OrderEntry Input.-invalid, OrderEntry Input.-invalid:focus {
+        height: 1; border: none; padding: 0;
+    }
     OrderEntry Label { height: 1; }
     OrderEntry Horizontal { height: 1; }
     OrderEntry Checkbox { height: 1; border: none; padding: 0; margin-right: 2; }
@@ -84,8 +86,9 @@ class OrderEntry(Vertical):
         with Grid():
             for field, (label, placeholder) in FIELDS.items():
                 yield Label(label, id=f"label-{field}")
+                # validate_on=(): this form marks fields itself; Input's own checks would unmark them
                 yield Input(defaults.get(field, ""), placeholder=placeholder, id=f"in-{field}",
-                            suggester=suggest.get(field), select_on_focus=False)
+                            suggester=suggest.get(field), select_on_focus=False, validate_on=())
         with Horizontal():
             yield Checkbox("post-only", id="in-post_only", compact=True)
             yield Checkbox("reduce-only", id="in-reduce_only", compact=True)

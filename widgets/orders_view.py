@@ -25,6 +25,11 @@ COLUMNS: tuple[tuple[str, int], ...] = (
     ("Time", 8), ("Symbol", 10), ("Side", 4), ("Type", 11), ("Amount", 10), ("Filled", 10),
     ("Price", 11), ("Avg fill", 11), ("Status", 16), ("Client id", 16),
 )
+# Below this width the pane shows the columns a trader acts on (80x24 terminals).
+COMPACT: tuple[tuple[str, int], ...] = (
+    ("Symbol", 9), ("Side", 4), ("Amount", 8), ("Price", 9), ("Status", 10),
+)
+COMPACT_BELOW = 110
 FILTERS = ("open", "all", "history")
 
 _STATUS_CLASS = {
@@ -35,8 +40,8 @@ _STATUS_CLASS = {
 }
 
 
-def header_line() -> str:
-    return " ".join(name.ljust(width)[:width] for name, width in COLUMNS)
+def header_line(columns: tuple[tuple[str, int], ...] = COLUMNS) -> str:
+    return " ".join(name.ljust(width)[:width] for name, width in columns)
 
 
 def _num(value: object) -> str:
@@ -73,7 +78,7 @@ class OrdersView(ScrollView, can_focus=True):
     ]
     COMPONENT_CLASSES = {
         "orders--buy", "orders--sell", "orders--open", "orders--partial", "orders--filled",
-        "orders--done", "orders--bad", "orders--pending", "orders--unresolved", "orders--cursor",
+        "orders--done", "orders--bad", "orders--pending", "orders--unresolved", "orders--cursor", "orders--header",
     }
     DEFAULT_CSS = """
     OrdersView { height: 1fr; }
@@ -133,7 +138,8 @@ class OrdersView(ScrollView, can_focus=True):
             except ValueError:
                 self.cursor = min(self.cursor, max(len(self._rows) - 1, 0))
         self.cursor = min(self.cursor, max(len(self._rows) - 1, 0))
-        self.virtual_size = Size(sum(w for _, w in COLUMNS) + len(COLUMNS), len(self._rows))
+        cols = self.columns
+        self.virtual_size = Size(sum(w for _, w in cols) + len(cols), len(self._rows) + 1)  # + header
         self.post_message(OrdersFilterChanged(self.filter, len(self._rows), len(self._orders)))
         self.refresh()
 
@@ -160,14 +166,21 @@ class OrdersView(ScrollView, can_focus=True):
 
     def visible_ids(self) -> list[str]:
         top = int(self.scroll_offset.y)
-        return self._rows[top : top + self.size.height]
+        return self._rows[top : top + max(self.size.height - 1, 0)]
+
+    @property
+    def columns(self) -> tuple[tuple[str, int], ...]:
+        return COMPACT if self.size.width < COMPACT_BELOW else COLUMNS
 
     # -- rendering ------------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        index = scroll_y + y
         width = self.size.width
+        if y == 0:  # the column header stays put while the rows scroll under it
+            header = Strip([Segment(header_line(self.columns), self.get_component_rich_style("orders--header"))])
+            return header.extend_cell_length(scroll_x + width, self.rich_style).crop(scroll_x, scroll_x + width)
+        index = scroll_y + y - 1
         if index >= len(self._rows):
             return Strip.blank(width, self.rich_style)
         order = self._orders[self._rows[index]]
@@ -184,25 +197,30 @@ class OrdersView(ScrollView, can_focus=True):
         status_style = style(f"orders--{_STATUS_CLASS[order.status]}", partial=True)
         price = order.price if order.price is not None else order.stop_price
         status = order.status.value + ("*" if order.emulated else "")
-        cells = (
-            (order.created_at.strftime("%H:%M:%S"), None),
-            (order.symbol, None),
-            (order.side.value, side_style),
-            (order.type.value, None),
-            (_num(order.amount), None),
-            (_num(order.filled), None),
-            (_num(price), None),
-            (_num(order.average_price), None),
-            (status, status_style),
-            (order.client_order_id, None),
-        )
+        values = {
+            "Time": (order.created_at.strftime("%H:%M:%S"), None),
+            "Symbol": (order.symbol, None),
+            "Side": (order.side.value, side_style),
+            "Type": (order.type.value, None),
+            "Amount": (_num(order.amount), None),
+            "Filled": (_num(order.filled), None),
+            "Price": (_num(price), None),
+            "Avg fill": (_num(order.average_price), None),
+            "Status": (status, status_style),
+            "Client id": (order.client_order_id, None),
+        }
         segments = []
-        for (text, cell_style), (_, w) in zip(cells, COLUMNS, strict=True):
+        for name, w in self.columns:
+            text, cell_style = values[name]
             segments.append(Segment(text[:w].ljust(w) + " ", base + cell_style if cell_style else base))
         strip = Strip(segments)
         if selected:
             strip = strip.apply_style(style("orders--cursor", partial=True))
         return strip.extend_cell_length(width, base)
+
+    def on_resize(self) -> None:
+        self._cache.clear()  # the column set depends on the width
+        self._refilter()
 
     def on_focus(self) -> None:
         self.refresh()
@@ -227,7 +245,7 @@ class OrdersView(ScrollView, can_focus=True):
 
     def scroll_to_region_cursor(self) -> None:
         top = int(self.scroll_offset.y)
-        height = max(self.size.height, 1)
+        height = max(self.size.height - 1, 1)  # the header takes a line
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False)
         elif self.cursor >= top + height:
@@ -235,8 +253,8 @@ class OrdersView(ScrollView, can_focus=True):
 
     def on_click(self, event: object) -> None:
         y = getattr(event, "y", None)
-        if y is not None:
-            self.cursor = min(int(self.scroll_offset.y) + int(y), max(len(self._rows) - 1, 0))
+        if y is not None and int(y) >= 1:
+            self.cursor = min(int(self.scroll_offset.y) + int(y) - 1, max(len(self._rows) - 1, 0))
             self.refresh()
 
     def action_cancel_order(self) -> None:

@@ -358,7 +358,8 @@ class SimVenue:
         if so.tif is TimeInForce.FOK and self._available(so, so.price) < so.amount:
             self._close(so, OrderStatus.EXPIRED, "fill-or-kill order could not be filled completely")
             return
-        self._take(so, so.price, Liquidity.TAKER)
+        if so.price is None or self._marketable(so.symbol, so.side, so.price):
+            self._take(so, so.price, Liquidity.TAKER)
         if not so.status.is_live:
             return
         if so.type is OrderType.MARKET:
