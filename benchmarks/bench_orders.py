@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import Engine, OrderRequest  # noqa: E402
+from core import Engine, OrderRequest, Settings  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -30,7 +30,10 @@ def pct(values: list[float], p: float) -> float:
 
 async def main(n: int, workers: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        async with Engine.paper(db=Path(tmp) / "bench.sqlite", seed=1, balance=Decimal(50_000_000)) as engine:
+        # the throttle would refuse a benchmark's burst: lift it (every other check still runs)
+        settings = Settings(risk={"max_orders_per_second": 1e9})
+        async with Engine.paper(db=Path(tmp) / "bench.sqlite", seed=1, balance=Decimal(50_000_000),
+                                settings=settings) as engine:
             requests = [
                 OrderRequest(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
                              price=Decimal(50_000) + Decimal(i % 500) / 10)

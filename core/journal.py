@@ -39,9 +39,6 @@ _MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE orders (
                id TEXT PRIMARY KEY, account TEXT NOT NULL, client_order_id TEXT NOT NULL,
                symbol TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL)""",
-        # Not unique: an order refused for reusing a client order id is journaled too. The
-        # engine refuses duplicates before anything is sent.
-        "CREATE INDEX orders_client_id ON orders(account, client_order_id)",
         """CREATE TABLE fills (
                account TEXT NOT NULL, id TEXT NOT NULL, order_id TEXT NOT NULL, data TEXT NOT NULL,
                PRIMARY KEY (account, id))""",

@@ -130,17 +130,17 @@ class RiskEngine:
         if ref is None:
             reasons.append(f"no price known for {order.symbol} yet: cannot value the order")
             return reasons
-        notional = clean(amount * ref)
+        notional = amount * ref
         if amount and notional < market.min_notional:
-            reasons.append(f"order notional {notional:f} is below the venue's minimum {market.min_notional} {market.quote}")
+            reasons.append(f"order notional {clean(notional):f} is below the venue's minimum {market.min_notional} {market.quote}")
         if notional > lim.max_order_notional:
-            reasons.append(f"order notional {notional:f} is above max_order_notional {lim.max_order_notional}")
+            reasons.append(f"order notional {clean(notional):f} is above max_order_notional {lim.max_order_notional}")
         signed = amount if order.side is Side.BUY else -amount
         after = ctx.position + signed
-        position_notional = clean(abs(after) * ref)
+        position_notional = abs(after) * ref
         if abs(after) > abs(ctx.position) and position_notional > lim.max_position_notional:
             reasons.append(
-                f"resulting {order.symbol} position notional {position_notional:f} is above max_position_notional {lim.max_position_notional}"
+                f"resulting {order.symbol} position notional {clean(position_notional):f} is above max_position_notional {lim.max_position_notional}"
             )
         exposure_after = ctx.exposure + (abs(after) - abs(ctx.position)) * ref
         if exposure_after > ctx.exposure and ctx.equity > 0 and exposure_after * _HUNDRED > lim.max_exposure_pct * ctx.equity:
