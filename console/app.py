@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
@@ -68,7 +69,7 @@ class TradedeskApp(App[None]):
         *,
         live: bool = False,
         venue_label: str | None = None,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.02,
         clock_interval: float = 1.0,
         run_loops: bool = True,
     ) -> None:
@@ -182,22 +183,29 @@ class TradedeskApp(App[None]):
 
     # -- messages from the core (via the bridge) ------------------------------------------------
 
+    # Updates can still arrive while the app tears its screen down: then there is nothing to show.
+
     def on_orders_changed(self, message: m.OrdersChanged) -> None:
-        self.q(OrdersView).upsert(message.orders)
+        with suppress(NoMatches):
+            self.q(OrdersView).upsert(message.orders)
 
     def on_positions_changed(self, message: m.PositionsChanged) -> None:
-        self.q(PositionsTable).upsert(message.positions)
+        with suppress(NoMatches):
+            self.q(PositionsTable).upsert(message.positions)
 
     def on_account_changed(self, message: m.AccountChanged) -> None:
-        self.q(AccountSummary).show(message.status)
+        with suppress(NoMatches):
+            self.q(AccountSummary).show(message.status)
 
     def on_prices_changed(self, message: m.PricesChanged) -> None:
-        self.q(OrderEntry).refresh_preview()
+        with suppress(NoMatches):
+            self.q(OrderEntry).refresh_preview()
 
     def on_trading_state_changed(self, message: m.TradingStateChanged) -> None:
-        header = self.q(HeaderBar)
-        header.state = message.state
-        header.reason = message.reason
+        with suppress(NoMatches):
+            header = self.q(HeaderBar)
+            header.state = message.state
+            header.reason = message.reason
 
     def on_notices_posted(self, message: m.NoticesPosted) -> None:
         for n in message.notices:
@@ -208,7 +216,8 @@ class TradedeskApp(App[None]):
 
     def on_orders_filter_changed(self, message: m.OrdersFilterChanged) -> None:
         title = f"Orders — {message.filter} ({message.shown} of {message.total})   f filter · c cancel · m modify · C cancel symbol"
-        self.main_screen.query_one("#orders-title", Static).update(title)
+        with suppress(NoMatches):
+            self.main_screen.query_one("#orders-title", Static).update(title)
 
     def log_line(self, level: str, text: str, at: object = None) -> None:
         try:

@@ -9,6 +9,7 @@ prices, and posts one message of each kind. Under 1,000 updates/s the screen see
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 
 from textual.message_pump import MessagePump
@@ -36,12 +37,17 @@ class EngineBridge:
         self._stream = engine.events()
 
     async def run(self) -> None:
+        """Post at most one flush per ``interval``: an event after a quiet spell goes out at
+        once; under load, events gather until the interval since the last flush has passed."""
         stream = self._stream
+        last = 0.0
         try:
             async for first in stream:
-                if self.interval:
-                    await asyncio.sleep(self.interval)  # let a burst gather into one flush
+                wait = self.interval - (time.monotonic() - last)
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 self.post([first, *stream.drain()])
+                last = time.monotonic()
         finally:
             stream.close()
 

@@ -61,6 +61,7 @@ class HeaderBar(Horizontal):
         except NoMatches:  # not composed yet: on_mount shows it
             return
         for s in TradingState:
-            label.set_class(self.state is s, f"-{s.value.lower()}")
+            if label.has_class(f"-{s.value.lower()}") != (self.state is s):
+                label.set_class(self.state is s, f"-{s.value.lower()}")
         text = self.state.value if not self.reason or self.state is TradingState.ACTIVE else f"{self.state.value}: {self.reason}"
         label.update(text)

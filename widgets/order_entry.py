@@ -203,8 +203,10 @@ class OrderEntry(Vertical):
             self._touched.update(self.errors)
         shown = {f: p for f, p in self.errors.items() if f in self._touched}
         for field in FIELDS:
-            self.query_one(f"#in-{field}", Input).set_class(field in shown, "-invalid")
-            self.query_one(f"#label-{field}", Label).set_class(field in shown, "-invalid")
+            bad = field in shown
+            for widget in (self.query_one(f"#in-{field}", Input), self.query_one(f"#label-{field}", Label)):
+                if widget.has_class("-invalid") != bad:  # a class change restyles: only when it changes
+                    widget.set_class(bad, "-invalid")
         text = Text()
         for field, problem in shown.items():
             if text:

@@ -8,6 +8,7 @@ one). Final orders leave the "open" view for "history".
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -92,31 +93,80 @@ class OrdersView(ScrollView, can_focus=True):
         self._order_ids: list[str] = []  # newest first
         self._rows: list[str] = []  # the ids the current filter shows
         self._cache: dict[_Key, Strip] = {}
+        self._counts: tuple[str, int, int] | None = None
         self.cursor = 0
 
     # -- data ---------------------------------------------------------------------------------
 
     def upsert(self, orders: list[Order]) -> None:
-        """Apply the newest snapshots; an older revision than the one shown is ignored."""
+        """Apply the newest snapshots; an older revision than the one shown is ignored.
+
+        Incremental: a changed order is re-rendered from its new revision, a new order is put
+        in place, an order that leaves the filter is dropped. Nothing walks all 10,000 rows
+        unless the newcomers arrive out of time order."""
         added = []
         for order in orders:
             prev = self._orders.get(order.id)
             if prev is not None and prev.revision > order.revision:
                 continue
+            self._orders[order.id] = order
             if prev is None:
                 added.append(order.id)
-            self._orders[order.id] = order
+            elif self._match(prev) != self._match(order):
+                if self._match(order):
+                    self._insert_row(order.id)
+                else:
+                    self._remove_row(order.id)
         if added:
             added.sort(key=lambda i: (self._orders[i].created_at, i), reverse=True)
-            newest_first = not self._order_ids or self._orders[added[-1]].created_at >= self._orders[self._order_ids[0]].created_at
-            if newest_first:
-                self._order_ids[:0] = added
+            head = self._orders[self._order_ids[0]] if self._order_ids else None
+            if head is None or self._orders[added[-1]].created_at >= head.created_at:
+                self._order_ids[:0] = added  # the usual case: newest first, prepend
+                self._rows[:0] = [i for i in added if self._match(self._orders[i])]
+                if self._rows and self.cursor and added:
+                    self.cursor += sum(1 for i in added if self._match(self._orders[i]))
             else:
                 self._order_ids.extend(added)
                 self._order_ids.sort(key=lambda i: (self._orders[i].created_at, i), reverse=True)
+                self._refilter()
+                return
         if len(self._cache) > 4096:
             self._cache.clear()
-        self._refilter()
+        self._rows_changed()
+
+    def _insert_row(self, order_id: str) -> None:
+        """Put a row back in newest-first position (an order that re-enters the filter)."""
+        order = self._orders[order_id]
+        key = (order.created_at, order_id)
+        rows = self._rows
+        lo, hi = 0, len(rows)
+        while lo < hi:  # rows are sorted newest first
+            mid = (lo + hi) // 2
+            other = self._orders[rows[mid]]
+            if (other.created_at, other.id) > key:
+                lo = mid + 1
+            else:
+                hi = mid
+        rows.insert(lo, order_id)
+
+    def _remove_row(self, order_id: str) -> None:
+        try:
+            index = self._rows.index(order_id)
+        except ValueError:
+            return
+        del self._rows[index]
+        if index < self.cursor:
+            self.cursor -= 1
+
+    def _rows_changed(self) -> None:
+        self.cursor = min(self.cursor, max(len(self._rows) - 1, 0))
+        cols = self.columns
+        self.virtual_size = Size(sum(w for _, w in cols) + len(cols), len(self._rows) + 1)  # + header
+        counts = (self.filter, len(self._rows), len(self._orders))
+        if counts != self._counts:
+            self._counts = counts
+            self.post_message(OrdersFilterChanged(*counts))
+        self.refresh()
 
     def _match(self, order: Order) -> bool:
         f = self.filter
@@ -129,19 +179,14 @@ class OrdersView(ScrollView, can_focus=True):
         return order.symbol == f
 
     def _refilter(self) -> None:
+        """Recompute the rows from scratch (a filter change, or out-of-order arrivals)."""
         selected = self.selected_id
         orders = self._orders
         self._rows = [i for i in self._order_ids if self._match(orders[i])]
-        if selected is not None and selected in orders:
-            try:
+        if selected is not None:
+            with suppress(ValueError):
                 self.cursor = self._rows.index(selected)
-            except ValueError:
-                self.cursor = min(self.cursor, max(len(self._rows) - 1, 0))
-        self.cursor = min(self.cursor, max(len(self._rows) - 1, 0))
-        cols = self.columns
-        self.virtual_size = Size(sum(w for _, w in cols) + len(cols), len(self._rows) + 1)  # + header
-        self.post_message(OrdersFilterChanged(self.filter, len(self._rows), len(self._orders)))
-        self.refresh()
+        self._rows_changed()
 
     def watch_filter(self) -> None:
         self._refilter()
