@@ -365,14 +365,14 @@ class Engine:
 
     def _risk_context(self, acct: _Account, order: Order, closing: bool) -> RiskContext:
         ledger = acct.ledger
-        equity = ledger.equity
+        equity, used, exposure = ledger.figures()
         return RiskContext(
             market=acct.venue.markets.get(order.symbol),
             last=acct.prices.get(order.symbol),
             position=ledger.signed_size(order.symbol),
             equity=equity,
-            free_margin=equity - ledger.used_margin() - acct.reserved,
-            exposure=ledger.exposure(),
+            free_margin=equity - used - acct.reserved,
+            exposure=exposure,
             state=self.trading_state,
             duplicate_client_id=(order.account, order.client_order_id) in self._by_client,
             closing=closing,

@@ -49,6 +49,12 @@ _MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+_UPSERT_ORDER = (
+    "INSERT INTO orders(id, account, client_order_id, symbol, status, data) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET status=excluded.status, data=excluded.data"
+)
+
+
 class JournalError(Exception):
     """The journal cannot be used; the message says why and what to do. The file is untouched."""
 
@@ -302,25 +308,17 @@ class Journal:
                 "INSERT INTO events(ts, kind, account, order_id, data) VALUES (?, ?, ?, ?, ?)",
                 [(w.ts, w.kind, w.account, w.order_id, w.data) for w in batch if w.kind],
             )
-            orders = [r for w in batch for r in w.orders]
-            if orders:
-                conn.executemany(
-                    "INSERT INTO orders(id, account, client_order_id, symbol, status, data) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET status=excluded.status, data=excluded.data",
-                    orders,
-                )
-            fills = [r for w in batch for r in w.fills]
-            if fills:
-                conn.executemany("INSERT OR IGNORE INTO fills(account, id, order_id, data) VALUES (?, ?, ?, ?)", fills)
-            positions = [r for w in batch for r in w.positions]
-            if positions:
-                conn.executemany("INSERT OR REPLACE INTO positions(account, symbol, data) VALUES (?, ?, ?)", positions)
-            accounts = [r for w in batch for r in w.accounts]
-            if accounts:
-                conn.executemany("INSERT OR REPLACE INTO accounts(account, data) VALUES (?, ?)", accounts)
-            state = [r for w in batch for r in w.state]
-            if state:
-                conn.executemany("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", state)
+            for sql, rows in (
+                (_UPSERT_ORDER, [r for w in batch for r in w.orders]),
+                ("INSERT OR IGNORE INTO fills(account, id, order_id, data) VALUES (?, ?, ?, ?)",
+                 [r for w in batch for r in w.fills]),
+                ("INSERT OR REPLACE INTO positions(account, symbol, data) VALUES (?, ?, ?)",
+                 [r for w in batch for r in w.positions]),
+                ("INSERT OR REPLACE INTO accounts(account, data) VALUES (?, ?)", [r for w in batch for r in w.accounts]),
+                ("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", [r for w in batch for r in w.state]),
+            ):
+                if rows:
+                    conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -188,6 +188,17 @@ class Ledger:
                 total += b.notional() / b.leverage
         return total
 
+    def figures(self) -> tuple[Decimal, Decimal, Decimal]:
+        """(equity, used margin, exposure) in one pass: what every risk check needs."""
+        unrealized = used = exposure = ZERO
+        for b in self.books.values():
+            if b.qty:
+                notional = b.notional()
+                unrealized += b.unrealized
+                used += notional / b.leverage
+                exposure += notional
+        return self.balance + unrealized, used, exposure
+
     def exposure(self) -> Decimal:
         return sum((b.notional() for b in self.books.values() if b.qty != 0), ZERO)
 
