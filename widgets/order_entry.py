@@ -13,6 +13,7 @@ from decimal import Decimal
 from pydantic import ValidationError
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Static
@@ -28,20 +29,24 @@ _TIFS = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK", "po": "PO"}
 
 # field id -> (label, placeholder)
 FIELDS: dict[str, tuple[str, str]] = {
-    "symbol": ("Symbol", "BTC/USDT"),
-    "side": ("Side", "buy/sell"),
-    "type": ("Type", "limit"),
-    "tif": ("TIF", "GTC"),
-    "amount": ("Amount", "0.01"),
+    "symbol": ("Symbol", "BASE/QUOTE"),
+    "side": ("Side", "b/s"),
+    "type": ("Type", "m/l/s/sl/tp"),
+    "tif": ("TIF", "gtc/ioc/fok"),
+    "amount": ("Amount", "qty"),
     "leverage": ("Lev", "1"),
-    "price": ("Price", ""),
-    "stop_price": ("Stop", ""),
-    "take_profit": ("TP", ""),
-    "stop_loss": ("SL", ""),
+    "price": ("Price", "limit px"),
+    "stop_price": ("Stop", "trigger"),
+    "take_profit": ("TP", "optional"),
+    "stop_loss": ("SL", "optional"),
 }
 
 
 class OrderEntry(Vertical):
+    BINDINGS = [
+        Binding("down", "app.focus_next", "Next field", show=False, id="entry.next"),
+        Binding("up", "app.focus_previous", "Previous field", show=False, id="entry.previous"),
+    ]
     DEFAULT_CSS = """
     OrderEntry { height: auto; }
     OrderEntry Grid { grid-size: 4; grid-columns: 7 1fr 5 1fr; grid-rows: 1; height: auto; grid-gutter: 0 1; }
