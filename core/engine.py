@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+from contextlib import suppress
 import os
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -363,19 +364,30 @@ class Engine:
             acct.risk.round_to_market(order, acct.venue.markets[order.symbol])  # as placing would
         return acct.risk.check(order, self._risk_context(acct, order, False), record=False)
 
-    def _risk_context(self, acct: _Account, order: Order, closing: bool) -> RiskContext:
+    def _risk_context(self, acct: _Account, order: Order, closing: bool, *, own_hold: Decimal = ZERO,
+                      exclude: str | None = None) -> RiskContext:
         ledger = acct.ledger
         equity, used, exposure = ledger.figures()
+        position = ledger.signed_size(order.symbol)
+        pending = ZERO
+        if position and self.trading_state is TradingState.REDUCING and not order.reduce_only:
+            # Plain orders that "reduce" could flip the position together; reduce-only ones are
+            # capped by the venue. Only here: it walks the open orders, the hot path must not.
+            against = Side.SELL if position > 0 else Side.BUY
+            pending = sum((o.amount - o.filled for o in self._live.values()
+                           if o.account == acct.name and o.symbol == order.symbol and o.side is against
+                           and not o.reduce_only and o.id != exclude), ZERO)
         return RiskContext(
             market=acct.venue.markets.get(order.symbol),
             last=acct.prices.get(order.symbol),
-            position=ledger.signed_size(order.symbol),
+            position=position,
             equity=equity,
-            free_margin=equity - used - acct.reserved,
+            free_margin=equity - used - (acct.reserved - own_hold),
             exposure=exposure,
             state=self.trading_state,
-            duplicate_client_id=(order.account, order.client_order_id) in self._by_client,
+            duplicate_client_id=exclude is None and (order.account, order.client_order_id) in self._by_client,
             closing=closing,
+            pending_reduce=pending,
         )
 
     # -- cancelling and modifying --------------------------------------------------------------
@@ -393,7 +405,6 @@ class Engine:
                 f"order {order.id} is {order.status.value}: the venue has not confirmed it yet, so it cannot be cancelled now"
             )
         venue = self._accounts[order.account].venue
-        before = order.status if order.status is not S.CANCELLING else (S.PARTIALLY_FILLED if order.filled else S.OPEN)
         if order.status is not S.CANCELLING:
             self._set_status(order, S.CANCELLING)
             journal.write("cancel_requested", ts=self._ts(), order=order)
@@ -404,11 +415,19 @@ class Engine:
             if report is None:
                 return order.model_copy()
         except VenueError as exc:
-            self._set_status(order, before, f"cancel failed: {exc}")
-            await journal.write("cancel_failed", ts=self._ts(), order=order)
-            self._publish(OrderUpdated(order.model_copy(), "cancel_failed"))
-            self._notice("error", f"cancel of {order.id} failed: {exc}")
-            return order.model_copy()
+            # The cancel may have landed (a lost answer) and the order may have filled meanwhile:
+            # ask the venue before saying anything about the order's state.
+            report = None
+            if exc.transient:
+                with suppress(VenueError):
+                    report = await venue.fetch_order(order)
+            if report is None or report.status.is_live:
+                if report is not None:
+                    self._absorb(order, report, "cancel_failed")
+                self._revert_cancel(order, f"cancel failed: {exc}")
+                await self._commit([_Applied(order, [], "cancel_failed")])
+                self._notice("error", f"cancel of {order.id} failed: {exc}")
+                return order.model_copy()
         applied = self._absorb(order, report, "order_cancelled")
         if order.status is S.CANCELLING and report.status.is_live:
             # The venue kept the order working (it refused the cancel): it is live again.
@@ -461,6 +480,7 @@ class Engine:
             for (sym, group), result in zip(by_symbol.items(), results, strict=True):
                 if isinstance(result, BaseException):
                     if not isinstance(result, VenueError):
+                        await self._commit(applied)  # what the venue already answered is booked first
                         raise result
                     for o in group:
                         self._revert_cancel(o, f"cancel failed: {result}")
@@ -480,6 +500,7 @@ class Engine:
                     continue  # settled by the lookup below
                 if isinstance(result, BaseException):
                     if not isinstance(result, VenueError):
+                        await self._commit(applied)  # what the venue already answered is booked first
                         raise result
                     self._revert_cancel(o, f"cancel failed: {result}")
                     applied.append(_Applied(o, [], "cancel_failed"))
@@ -487,6 +508,9 @@ class Engine:
                         report.failed[o.id] = str(result)
                     continue
                 applied.append(self._absorb(o, result, "order_cancelled"))
+        # Journal what the venue answered before waiting on anything else: a halt that hits its
+        # deadline cancels this task, and answers already applied must not be lost.
+        await self._commit(applied)
         # Orders the answers did not mention were already final at the venue: ask for their state.
         for o in orders:
             if o.status is S.CANCELLING:
@@ -494,13 +518,13 @@ class Engine:
                     r = await call(lambda o=o: venue.fetch_order(o))
                 except VenueError as exc:
                     self._revert_cancel(o, f"cancel not confirmed: {exc}")
-                    applied.append(_Applied(o, [], "cancel_failed"))
+                    await self._commit([_Applied(o, [], "cancel_failed")])
                     continue
                 if r is not None:
-                    applied.append(self._absorb(o, r, "order_cancelled"))
+                    looked_up = self._absorb(o, r, "order_cancelled")
                     if o.status is S.CANCELLING and r.status.is_live:
                         self._revert_cancel(o, "the venue kept the order open")
-        await self._commit(applied)
+                    await self._commit([looked_up])
         if report is not None:
             report.cancelled.extend(o.id for o in orders if o.status is S.CANCELLED)
 
@@ -527,7 +551,15 @@ class Engine:
             problems.append("trading is HALTED: orders cannot be modified")
         if problems:
             raise EngineError("; ".join(problems))
-        venue = self._accounts[order.account].venue
+        acct = self._accounts[order.account]
+        venue = acct.venue
+        # The modified order passes the same checks as a new one (its own margin hold aside).
+        candidate = order.model_copy(update={k: v for k, v in (("price", price), ("amount", amount)) if v is not None})
+        reasons = acct.risk.check(candidate, self._risk_context(acct, candidate, False, own_hold=acct.holds.get(order.id, ZERO),
+                                                                 exclude=order.id), record=False)
+        if reasons:
+            await journal.write("modify_refused", ts=self._ts(), order=order, data={"reasons": reasons})
+            raise EngineError(f"modify of {order.id} refused: {'; '.join(reasons)}")
         before = {"price": str(order.price), "amount": str(order.amount)}
         if not venue.can_amend:
             cancelled = await self.cancel_order(order.id)
@@ -591,6 +623,9 @@ class Engine:
             report.error = f"{acct.venue.name} did not answer within the {self.settings.halt.deadline_seconds:g} s deadline"
         except VenueError as exc:
             report.error = f"{acct.venue.name}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the halt must always end in a report
+            report.error = f"halt on {acct.name} failed: {type(exc).__name__}: {exc}"
+            self._notice("error", report.error)
         if report.error:
             live = [o.id for o in self._live.values() if o.account == acct.name]
             report.remaining = sorted(set(report.remaining) | set(live))
@@ -628,7 +663,7 @@ class Engine:
             elif unknown and not known:
                 report.remaining = [f"external:{cid}" for cid in unknown]
                 break
-        for oid in report.failed:
+        for oid in list(report.failed):  # a cancel that failed and later succeeded is not a failure
             if oid in self._orders and self._orders[oid].is_final:
                 report.failed.pop(oid, None)
         if flatten:
@@ -657,7 +692,7 @@ class Engine:
         if self.trading_state is TradingState.ACTIVE:
             return
         for acct in self._accounts.values():
-            acct.breakers.consecutive_losses = 0
+            acct.breakers.rearm(self.account_status(acct.name), self.clock.monotonic())
         await self._set_trading_state(TradingState.ACTIVE, reason.strip(), "resumed")
 
     async def set_reducing(self, reason: str) -> None:
@@ -898,6 +933,10 @@ class Engine:
             key = (order.account, vf.trade_id)
             if key in self._fill_ids:
                 continue  # a fill reported twice is booked once
+            if not (vf.amount > 0 and vf.price > 0 and vf.amount.is_finite() and vf.price.is_finite()):
+                self._notice("error", f"{acct.venue.name} reported fill {vf.trade_id} of {vf.amount} @ {vf.price} "
+                                      f"for {order.id}: not a trade, ignored")
+                continue
             self._fill_ids.add(key)
             fill = Fill(
                 id=vf.trade_id, order_id=order.id, client_order_id=order.client_order_id, account=order.account,

@@ -30,6 +30,7 @@ class RiskContext:
     state: TradingState
     duplicate_client_id: bool = False
     closing: bool = False  # the halt's own flattening orders: allowed while HALTED
+    pending_reduce: Decimal = ZERO  # open orders already working against the position
 
 
 def reduces_position(side: Side, amount: Decimal, position: Decimal) -> bool:
@@ -90,7 +91,22 @@ class RiskEngine:
 
         # trading state first: it is what the trader most needs to read
         state = ctx.state
-        reducing = reduces_position(order.side, amount, ctx.position) if amount.is_finite() else False
+        # What open orders will already take off the position does not count as reducible again
+        # (three resting sells against one long would otherwise flip it while REDUCING).
+        position = ctx.position
+        if ctx.pending_reduce:
+            position = max(position - ctx.pending_reduce, ZERO) if position > 0 else min(position + ctx.pending_reduce, ZERO)
+        reducing = reduces_position(order.side, amount, position) if amount.is_finite() else False
+        if ctx.closing:
+            # The halt's own flattening orders: only their shape and that they reduce matter. Size
+            # and rate limits must not keep a position open in an emergency.
+            if not amount.is_finite() or amount <= 0:
+                reasons.append(f"amount must be a finite number > 0, got {amount}")
+            if ctx.market is None:
+                reasons.append(f"unknown symbol {order.symbol}")
+            if not reducing:
+                reasons.append(f"closing order would not reduce the {order.symbol} position")
+            return reasons
         if state is TradingState.HALTED and not ctx.closing:
             reasons.append("trading is HALTED: no new orders until an explicit resume")
         elif state is TradingState.REDUCING and not reducing:
@@ -176,7 +192,7 @@ class RiskEngine:
                     f"stop {stop} is on the wrong side of the last price {last}: a {order.side.value} stop must be {'below' if long_protect else 'above'} it"
                 )
         if order.reduce_only and not reducing:
-            if ctx.position == 0:
+            if position == 0:
                 reasons.append(f"reduce-only order but there is no {order.symbol} position to reduce")
             else:
                 reasons.append(f"reduce-only order would increase or flip the {order.symbol} position")
