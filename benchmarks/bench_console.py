@@ -102,7 +102,7 @@ async def keypress_latency(n: int, rounds: int) -> dict[str, float]:
                 rng = random.Random(1)
                 while not stop.is_set():
                     t = time.perf_counter()
-                    batch = [engine.modify_order(rng.choice(ids), price=Decimal(48000) + rng.randrange(900)) for _ in range(50)]
+                    batch = [engine.modify_order(rng.choice(ids), price=Decimal(49000) + rng.randrange(900)) for _ in range(50)]
                     await asyncio.gather(*batch)
                     updates += len(batch)
                     await asyncio.sleep(max(0.0, 0.05 - (time.perf_counter() - t)))
