@@ -727,3 +727,28 @@ async def test_the_halt_summary_is_logged_once(app: TradedeskApp, clock: ManualC
         await pilot.press("ctrl+k")
         await settle(pilot, clock)
         assert log_text(app).count("HALTED (HALT key) in ") == 1
+
+
+async def test_bindings_are_remapped_from_the_config_file(tmp_path: Path, clock: ManualClock) -> None:
+    from core import Settings
+
+    settings = Settings(keys={"halt": "f12", "help": "f9"})
+    engine = Engine.paper(db=tmp_path / "j.sqlite", seed=7, clock=clock, settings=settings)
+    app = TradedeskApp(engine, run_loops=False, flush_interval=0, clock_interval=QUIET_CLOCK)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+            await pilot.press("f9")
+            assert isinstance(app.screen, HelpScreen)
+            table = app.screen.query_one("#help-table")
+            rows = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]  # type: ignore[attr-defined]
+            assert ("everywhere", "f12", "HALT", "halt") in rows
+            await pilot.press("ctrl+k")  # the old key no longer halts
+            await settle(pilot, clock)
+            assert engine.trading_state is TradingState.ACTIVE
+            await pilot.press("f12")
+            await settle(pilot, clock)
+            assert engine.trading_state is TradingState.HALTED
+            assert await engine.get_active_orders() == []
+    finally:
+        await engine.close()
