@@ -204,6 +204,35 @@ class Engine:
             tick_interval=tick_interval, id_token=token,
         )
 
+    @classmethod
+    def live(
+        cls,
+        exchange: str,
+        *,
+        api_key: str | None = None,
+        secret: str | None = None,
+        password: str | None = None,
+        db: str | os.PathLike[str] = "journal.sqlite",
+        api_url: str | None = None,
+        sandbox: bool = False,
+        account: str | None = None,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+        options: dict[str, Any] | None = None,
+        timeout_ms: int = 10_000,
+        tick_interval: float = 1.0,
+    ) -> Engine:
+        """An engine trading on a real exchange through ccxt. ``api_url`` points ccxt at another
+        base URL (a test server). Keys are kept out of logs, the journal and error messages."""
+        from core.venues.ccxt_venue import CcxtCredentials, CcxtVenue
+
+        clock = clock or SystemClock()
+        venue = CcxtVenue(
+            exchange, account=account, credentials=CcxtCredentials(api_key, secret, password), api_url=api_url,
+            sandbox=sandbox, clock=clock, options=options, timeout_ms=timeout_ms,
+        )
+        return cls(venue, db=db, clock=clock, balance=Decimal(0), settings=settings, tick_interval=tick_interval)
+
     async def __aenter__(self) -> Engine:
         await self.start()
         return self
@@ -227,15 +256,31 @@ class Engine:
     async def start(self) -> None:
         """Open the journal, restore every order, fill, position and the trading state."""
         self.journal = await Journal.open(self.db_path, token=self._id_token)
+        try:
+            await self._restore()
+        except BaseException:
+            # e.g. the exchange refused the keys: close the journal (nothing was sent) and say why
+            await self.journal.close()
+            for acct in self._accounts.values():
+                with suppress(Exception):
+                    await acct.venue.close()
+            self._closed = True
+            raise
+
+    async def _restore(self) -> None:
+        assert self.journal is not None
         contents = await self.journal.load()
         self._token = contents.meta["token"]
         prefix = f"td{self._token}"
+        fresh: list[_Account] = []
         for acct in self._accounts.values():
             snap = contents.accounts.get(acct.name)
             if snap is not None:
                 acct.ledger = Ledger.restore(snap, contents.positions.get(acct.name, []))
-            else:
+            elif isinstance(acct.venue, SimVenue):
                 await self.journal.write("account_opened", ts=self._ts(), account=acct.name, ledger=acct.ledger.snapshot())
+            else:
+                fresh.append(acct)  # a real account starts from what the exchange holds
         for order in contents.orders:
             self._track(order)
             if order.id.startswith(prefix) and order.id[len(prefix):].isdigit():
@@ -245,15 +290,22 @@ class Engine:
         self.trading_state_reason = contents.state.get("trading_state_reason", "")
         for acct in self._accounts.values():
             marks = {b.symbol: b.mark for b in acct.ledger.books.values() if b.mark > 0}
+            live = [o for o in self._live.values() if o.account == acct.name]
             if isinstance(acct.venue, SimVenue):
-                live = [o for o in self._live.values() if o.account == acct.name]
                 acct.venue.restore(live, marks, acct.ledger)
+            else:
+                acct.venue.restore(live, marks)
             await acct.venue.connect()
             for sym in acct.venue.markets:
                 q = acct.venue.quote(sym)
                 if q is not None:
                     acct.prices[sym] = q.last
                     acct.history[sym] = deque([q.last], maxlen=_HISTORY)
+        for acct in fresh:
+            balance = await acct.venue.fetch_balance()
+            acct.ledger = Ledger(account=acct.name, currency=balance.currency, initial_balance=balance.total)
+            await self.journal.write("account_opened", ts=self._ts(), account=acct.name, ledger=acct.ledger.snapshot(),
+                                     data={"source": acct.venue.name, "balance": str(balance.total)})
         for order in self._live.values():
             self._hold(order)
         # The halt's retry library loads in the background now, so the first halt does not pay
@@ -298,6 +350,11 @@ class Engine:
         acct = self._accounts.get(order.account)
         if acct is None:
             raise EngineError(f"unknown account {order.account!r} (accounts: {', '.join(self._accounts)})")
+        if order.symbol not in acct.prices and order.symbol in acct.venue.markets and hasattr(acct.venue, "fetch_quote"):
+            with suppress(VenueError):  # no price: the risk check will say so
+                quote = await acct.venue.fetch_quote(order.symbol)
+                if quote is not None:
+                    acct.prices[order.symbol] = quote.last
         notes = acct.risk.round_to_market(order, acct.venue.markets[order.symbol]) if (
             acct.risk.limits.round_to_market and order.symbol in acct.venue.markets) else []
         reasons = acct.risk.check(order, self._risk_context(acct, order, closing))

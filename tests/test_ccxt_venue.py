@@ -1,0 +1,120 @@
+"""The engine over ccxt's real binance class, against the loopback Binance server (no network)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from core import Engine, ManualClock, OrderRequest, OrderStatus, Settings, TradingState
+from core.errors import OrderRejected
+
+from .loopback.binance import CCXT_OPTIONS, LoopbackBinance
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+FAST = Settings(halt={"deadline_seconds": 5, "retry_initial_seconds": 0.01, "retry_max_seconds": 0.05})
+
+
+def live(server: LoopbackBinance, db: Path, *, secret: str | None = None, timeout_ms: int = 2000) -> Engine:
+    return Engine.live(
+        "binance", api_key=server.api_key, secret=secret or server.api_secret, db=db, api_url=server.base_url,
+        options=dict(CCXT_OPTIONS), timeout_ms=timeout_ms, settings=FAST,
+    )
+
+
+def paper(db: Path) -> Engine:
+    return Engine.paper(db=db, clock=ManualClock())
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LoopbackBinance]:
+    async with LoopbackBinance() as srv:
+        yield srv
+
+
+def limit(price: str, amount: str = "0.01", side: str = "buy") -> OrderRequest:
+    return OrderRequest(symbol="BTC/USDT", side=side, type="limit", amount=D(amount), price=D(price))  # type: ignore[arg-type]
+
+
+async def test_markets_feed_precision_and_limits(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        market = engine.markets()["BTC/USDT"]
+        assert (market.tick_size, market.lot_size, market.min_notional) == (D("0.1"), D("0.0001"), D(5))
+        refused = await engine.place_order(limit("49000.05"))
+        assert refused.status is OrderStatus.REJECTED and "tick size 0.1" in (refused.error or "")
+        assert server.count("POST", "/api/v3/order") == 0  # the risk check stopped it before the venue
+
+
+async def test_place_lookup_cancel_round_trip_with_our_client_id(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        order = await engine.place_order(limit("49000"))
+        assert order.status is OrderStatus.OPEN
+        on_server = server.order_by_client_id(order.client_order_id)
+        assert on_server is not None and on_server.is_open
+        cancelled = await engine.cancel_order(order.id)
+        assert cancelled.status is OrderStatus.CANCELLED
+        assert server.open_orders() == []
+
+
+async def test_market_order_books_exact_fills_and_fees_from_trades(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        order = await engine.place_order(OrderRequest(symbol="BTC/USDT", side="buy", type="market", amount=D("0.02")))
+        assert order.status is OrderStatus.FILLED and order.filled == D("0.02")
+        assert order.average_price == D(50000)
+        assert order.fee == D("1")  # 0.1% of 1,000 USDT, in the quote asset
+        [pos] = await engine.get_positions()
+        assert pos.size == D("0.02") and pos.fees == D("1")
+
+
+async def test_resting_order_fill_is_tracked_by_polling(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        order = await engine.place_order(limit("49900"))
+        server.set_price("BTCUSDT", D("49800"))
+        await engine.tick()
+        filled = await engine.get_order_by_id(order.id)
+        assert filled is not None and filled.status is OrderStatus.FILLED and filled.average_price == D("49900")
+        await engine.tick()  # the same trade reported again is booked once
+        assert (await engine.get_positions())[0].size == D("0.01")
+
+
+async def test_modify_is_cancel_replace(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        order = await engine.place_order(limit("49000"))
+        replacement = await engine.modify_order(order.id, price=D("49100"))
+        assert replacement.id != order.id and replacement.price == D("49100")
+        assert [o.client_order_id for o in server.open_orders()] == [replacement.client_order_id]
+
+
+async def test_lost_answer_after_accept_gives_exactly_one_order(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db, timeout_ms=300) as engine:
+        server.drop_next_response_after_accept = True
+        order = await engine.place_order(limit("49000"))
+        assert order.status is OrderStatus.OPEN  # settled by looking the client id up, not resent
+        assert server.count("POST", "/api/v3/order") == 1
+        assert len(server.open_orders()) == 1
+        journal = await engine.journal.load()  # type: ignore[union-attr]
+        assert [(o.id, o.status) for o in journal.orders] == [(order.id, OrderStatus.OPEN)]
+
+
+async def test_halt_through_a_429_storm_cancels_everything(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        for p in ("49000", "49100", "49200"):
+            await engine.place_order(limit(p))
+        server.status_429_next_n = 3
+        report = await engine.halt_trading("rate-limited venue")
+        assert report.clean, report.summary()
+        assert server.open_orders() == []
+        assert engine.trading_state is TradingState.HALTED
+
+
+async def test_a_wrong_secret_is_a_clear_message_and_nothing_is_sent(server: LoopbackBinance, db: Path) -> None:
+    engine = live(server, db, secret="not-the-secret")
+    with pytest.raises(OrderRejected, match="refused the API key") as err:
+        await engine.start()
+    assert "not-the-secret" not in str(err.value)
+    assert server.count("POST", "/api/v3/order") == 0
+    async with paper(db) as reopened:  # the journal was closed cleanly and holds no order
+        assert await reopened.get_orders() == []
