@@ -110,6 +110,10 @@ class TradedeskApp(App[None]):
             return
         if self.engine.settings.keys:
             self.set_keymap(dict(self.engine.settings.keys))
+        symbols = sorted(self.engine.markets())
+        entry = self.q(OrderEntry)
+        if symbols != entry._symbols:
+            entry.set_symbols(["BTC/USDT", *[s for s in symbols if s != "BTC/USDT"]] if "BTC/USDT" in symbols else symbols)
         engine = self.engine
         self.bridge = EngineBridge(engine, self, self.flush_interval)
         self.run_worker(self.bridge.run(), name="event-bridge", group="core", exit_on_error=False)

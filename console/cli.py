@@ -58,15 +58,38 @@ def default_db() -> Path:
     return folder / "journal.sqlite"
 
 
+def live_engine(args: argparse.Namespace, db: Path, settings: Settings):  # noqa: ANN201
+    """Real orders, real money: keys from the environment, and a typed confirmation first."""
+    import os
+
+    from core import Engine
+
+    prefix = f"TRADEDESK_{args.venue.upper()}_"
+    api_key, secret = os.environ.get(prefix + "API_KEY"), os.environ.get(prefix + "SECRET")
+    if not api_key or not secret:
+        sys.exit(f"tradedesk: --live on {args.venue} needs {prefix}API_KEY and {prefix}SECRET in the environment")
+    if not sys.stdin.isatty():
+        sys.exit("tradedesk: --live asks for a typed confirmation and needs a terminal")
+    answer = input(f"LIVE trading on {args.venue}: real orders, real money. Type LIVE to go on: ")
+    if answer.strip() != "LIVE":
+        sys.exit("tradedesk: not confirmed; nothing was started")
+    # Pointed at another server (a loopback test exchange): keep start-up to the market list.
+    options = {"fetchCurrencies": False, "fetchMargins": False, "fetchMarkets": {"types": ["spot"]}} if args.api_url else None
+    return Engine.live(args.venue, api_key=api_key, secret=secret, password=os.environ.get(prefix + "PASSWORD"),
+                       db=db, api_url=args.api_url, settings=settings, options=options)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         settings = Settings.load(args.config)
     except ConfigError as exc:
         sys.exit(f"tradedesk: {exc}")
-    if args.venue != "sim" or args.live:
-        what = "live trading" if args.live else f"paper trading on {args.venue} prices"
-        sys.exit(f"tradedesk: {what} needs the ccxt venue, which this version does not have yet; use --venue sim")
+    if args.live and args.venue == "sim":
+        sys.exit("tradedesk: --live needs a real exchange: add --venue <ccxt id> (e.g. binance)")
+    if args.venue != "sim" and not args.live:
+        sys.exit(f"tradedesk: paper trading on {args.venue} prices is not in this version yet; "
+                 f"use --venue sim, or --live --venue {args.venue}")
 
     from core import Engine
     from console.app import TradedeskApp
@@ -74,8 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     db = args.db or default_db()
     if args.db is not None and not args.db.expanduser().parent.exists():
         sys.exit(f"tradedesk: --db {args.db}: folder {args.db.expanduser().parent} does not exist")
-    engine = Engine.paper(db=db, seed=args.seed, settings=settings)
-    app = TradedeskApp(engine, live=False, venue_label="sim")
+    if args.live:
+        engine = live_engine(args, db, settings)
+        app = TradedeskApp(engine, live=True, venue_label=args.venue)
+    else:
+        engine = Engine.paper(db=db, seed=args.seed, settings=settings)
+        app = TradedeskApp(engine, live=False, venue_label="sim")
     app.run()
     if app.return_code:
         sys.exit(app.return_code)

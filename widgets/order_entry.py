@@ -234,6 +234,14 @@ class OrderEntry(Vertical):
         self.post_message(OrderSubmitted(request, stop_loss=sl, take_profit=tp))
         return True
 
+    def set_symbols(self, symbols: list[str]) -> None:
+        """The venue's markets, once known (a real exchange lists them only after connecting)."""
+        self._symbols = symbols
+        field = self.query_one("#in-symbol", Input)
+        field.suggester = SuggestFromList(symbols, case_sensitive=False)
+        if not field.value and symbols:
+            field.value = symbols[0]
+
     def prefill(self, side: Side | None = None, symbol: str | None = None) -> None:
         if side is not None:
             self.set_value("side", side.value)
