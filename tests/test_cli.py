@@ -1,0 +1,65 @@
+"""The command line: every bad input ends in one line naming the problem, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from console.cli import main
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out = capsys.readouterr()
+    text = (out.err + out.out + (str(exit_.value.code) if isinstance(exit_.value.code, str) else "")).strip()
+    assert exit_.value.code not in (0, None) or "tradedesk" in text
+    return text
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--version"], capsys).startswith("tradedesk ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--bogus"], "tradedesk: unrecognized arguments: --bogus (see tradedesk --help)"),
+        (["--seed", "x"], "--seed takes a whole number, got 'x'"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--paper", "--live"], "not allowed with argument"),
+        (["--live"], "--live needs a real exchange: add --venue <ccxt id>"),
+        (["--venue", "binance"], "paper trading on binance prices is not in this version yet"),
+        (["--db", "/no/such/folder/j.sqlite"], "folder /no/such/folder does not exist"),
+    ],
+)
+def test_bad_flags_are_one_line(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    text = run(argv, capsys)
+    assert expected in text
+    assert "Traceback" not in text and len(text.splitlines()) == 1
+
+
+def test_bad_config_names_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "desk.toml"
+    bad.write_text("[risk]\nmax_leverage = -3\n")
+    text = run(["--config", str(bad)], capsys)
+    assert "risk.max_leverage" in text and len(text.splitlines()) == 1
+
+
+def test_live_needs_keys_then_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("TRADEDESK_BINANCE_API_KEY", raising=False)
+    assert "needs TRADEDESK_BINANCE_API_KEY and TRADEDESK_BINANCE_SECRET" in run(["--live", "--venue", "binance"], capsys)
+    monkeypatch.setenv("TRADEDESK_BINANCE_API_KEY", "k")
+    monkeypatch.setenv("TRADEDESK_BINANCE_SECRET", "s")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert "needs a terminal" in run(["--live", "--venue", "binance"], capsys)
+
+
+def test_live_without_the_typed_confirmation_starts_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TRADEDESK_BINANCE_API_KEY", "k")
+    monkeypatch.setenv("TRADEDESK_BINANCE_SECRET", "s")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
+    assert "not confirmed; nothing was started" in run(["--live", "--venue", "binance"], capsys)
