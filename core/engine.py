@@ -311,6 +311,9 @@ class Engine:
         # The halt's retry library loads in the background now, so the first halt does not pay
         # for the import and start-up does not wait for it either.
         asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "tenacity")
+        for acct in self._accounts.values():
+            if not isinstance(acct.venue, SimVenue):
+                await self.reconcile(acct.name)
         # Orders whose submit answer never came back (crash or timeout): settle them first.
         for order in [o for o in self._live.values() if o.status in (S.SUBMITTING, S.UNRESOLVED)]:
             if order.status is S.SUBMITTING:
@@ -791,6 +794,62 @@ class Engine:
             await self._journal().write("breaker_tripped", ts=self._ts(), account=acct.name,
                                         data={"breakers": [t.breaker for t in trips], "reason": reason})
             await self._set_trading_state(TradingState.REDUCING, reason, "reducing")
+
+    # -- reconciliation -----------------------------------------------------------------------
+
+    async def reconcile(self, account: str | None = None) -> dict[str, Any]:
+        """Compare the journal with the venue and make them agree: orders the venue has that the
+        journal does not are adopted (tagged external), journal orders the venue no longer lists
+        open are settled by lookup (filled / cancelled; missed fills booked once), and what could
+        not be settled is named. A live account that cannot be reconciled is set REDUCING."""
+        acct = self._accounts[account or self.account]
+        venue = acct.venue
+        result: dict[str, Any] = {"account": acct.name, "adopted": [], "settled": {}, "missing": [], "error": None}
+        try:
+            open_reports = await venue.fetch_open_orders()
+            open_ids = {r.client_order_id for r in open_reports}
+            applied = []
+            for r in open_reports:
+                order = self._by_client.get((acct.name, r.client_order_id))
+                if order is None:
+                    order = self._adopt(acct, r)
+                    result["adopted"].append(order.id)
+                applied.append(self._absorb(order, r, "order_reconciled"))
+            await self._commit(applied)
+            for order in [o for o in self._live.values() if o.account == acct.name and o.client_order_id not in open_ids]:
+                report = await venue.fetch_order(order)
+                if report is None:
+                    result["missing"].append(order.id)
+                    continue
+                await self._commit([self._absorb(order, report, "order_reconciled")])
+                result["settled"][order.id] = order.status.value
+        except VenueError as exc:
+            result["error"] = str(exc)
+        await self._journal().write("reconciled", ts=self._ts(), account=acct.name, data=result)
+        if result["error"] and self.trading_state is TradingState.ACTIVE:
+            await self._set_trading_state(TradingState.REDUCING, f"reconciliation of {acct.name} failed: {result['error']}",
+                                          "reducing")
+        elif result["adopted"] or result["settled"] or result["missing"]:
+            self._notice("warning", f"reconciled {acct.name}: {len(result['adopted'])} adopted, "
+                                    f"{len(result['settled'])} settled, {len(result['missing'])} not found at the venue")
+        return result
+
+    def _adopt(self, acct: _Account, report: VenueReport) -> Order:
+        """An order found at the venue that this journal never placed (another client, a lost journal)."""
+        self._seq += 1
+        now = self.clock.now()
+        kind = OrderType.LIMIT if report.price is not None and report.order_type != "market" else OrderType.MARKET
+        order = Order(
+            id=f"td{self._token}{self._seq:06d}", client_order_id=report.client_order_id, account=acct.name,
+            venue_order_id=report.venue_order_id, symbol=report.symbol or "?", side=Side(report.side or "buy"),
+            type=kind, amount=report.amount or report.filled, price=report.price if kind is OrderType.LIMIT else None,
+            status=S.OPEN, tag="external", created_at=now, updated_at=now,
+        )
+        self._track(order)
+        self._hold(order)
+        if hasattr(acct.venue, "restore"):
+            acct.venue.restore([order], {})  # track it from now on
+        return order
 
     # -- signals ----------------------------------------------------------------------------
 

@@ -118,3 +118,32 @@ async def test_a_wrong_secret_is_a_clear_message_and_nothing_is_sent(server: Loo
     assert server.count("POST", "/api/v3/order") == 0
     async with paper(db) as reopened:  # the journal was closed cleanly and holds no order
         assert await reopened.get_orders() == []
+
+
+async def test_restart_reconciles_fills_missed_while_down_and_adopts_external_orders(server: LoopbackBinance,
+                                                                                      db: Path) -> None:
+    from .loopback.binance import make_ccxt_binance
+
+    async with live(server, db) as engine:
+        filled_while_down = await engine.place_order(limit("49500"))
+        cancelled_while_down = await engine.place_order(limit("49000"))
+    server.fill(server.order_by_client_id(filled_while_down.client_order_id))  # type: ignore[arg-type]
+    other = make_ccxt_binance(server)
+    try:
+        await other.load_markets()
+        await other.cancel_order("", "BTC/USDT", {"clientOrderId": cancelled_while_down.client_order_id})
+        await other.create_order("BTC/USDT", "limit", "sell", 0.01, 52000, {"clientOrderId": "otherdesk1"})
+    finally:
+        await other.close()
+    async with live(server, db) as engine:
+        assert (await engine.get_order_by_id(filled_while_down.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]
+        assert (await engine.get_order_by_id(cancelled_while_down.id)).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+        [pos] = await engine.get_positions()
+        assert pos.size == D("0.01") and pos.entry_price == D("49500")  # the missed fill, booked once
+        [external] = [o for o in await engine.get_active_orders() if o.tag == "external"]
+        assert (external.client_order_id, external.side.value, external.amount, external.price) == (
+            "otherdesk1", "sell", D("0.01"), D("52000"))
+        events = [e for e in await engine.journal.events() if e["kind"] == "reconciled"]  # type: ignore[union-attr]
+        assert events[-1]["data"]["adopted"] == [external.id]
+        report = await engine.halt_trading("end of day")  # adopted orders are halted too
+        assert report.clean and server.open_orders() == []

@@ -39,6 +39,8 @@ class VenueReport:
     price: Decimal | None = None  # the working price/amount after an amend
     amount: Decimal | None = None
     symbol: str | None = None
+    side: str | None = None  # filled in by lookups: lets the engine adopt an order it never placed
+    order_type: str | None = None
 
 
 @dataclass(slots=True)

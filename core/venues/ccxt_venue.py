@@ -311,7 +311,8 @@ class CcxtVenue:
         if status is OrderStatus.OPEN and filled > 0:
             status = OrderStatus.PARTIALLY_FILLED
         return VenueReport(client_order_id=client_order_id, status=status, venue_order_id=str(raw.get("id")),
-                           filled=filled, amount=amount, symbol=raw.get("symbol"))
+                           filled=filled, amount=amount, symbol=raw.get("symbol"), price=_dec(raw.get("price")),
+                           side=raw.get("side"), order_type=raw.get("type"))
 
     async def _report(self, order: Order, raw: dict[str, Any]) -> VenueReport:
         report = self._from_raw(raw, order.client_order_id)
