@@ -11,6 +11,10 @@ from typing import NoReturn
 from core.config import ConfigError, Settings
 
 
+# Pointed at another server (a loopback test exchange): keep start-up to the market list.
+_TEST_SERVER_OPTIONS = {"fetchCurrencies": False, "fetchMargins": False, "fetchMarkets": {"types": ["spot"]}}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"tradedesk: {message} (see tradedesk --help)\n")
@@ -73,8 +77,7 @@ def live_engine(args: argparse.Namespace, db: Path, settings: Settings):  # noqa
     answer = input(f"LIVE trading on {args.venue}: real orders, real money. Type LIVE to go on: ")
     if answer.strip() != "LIVE":
         sys.exit("tradedesk: not confirmed; nothing was started")
-    # Pointed at another server (a loopback test exchange): keep start-up to the market list.
-    options = {"fetchCurrencies": False, "fetchMargins": False, "fetchMarkets": {"types": ["spot"]}} if args.api_url else None
+    options = _TEST_SERVER_OPTIONS if args.api_url else None
     return Engine.live(args.venue, api_key=api_key, secret=secret, password=os.environ.get(prefix + "PASSWORD"),
                        db=db, api_url=args.api_url, settings=settings, options=options)
 
@@ -87,9 +90,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"tradedesk: {exc}")
     if args.live and args.venue == "sim":
         sys.exit("tradedesk: --live needs a real exchange: add --venue <ccxt id> (e.g. binance)")
-    if args.venue != "sim" and not args.live:
-        sys.exit(f"tradedesk: paper trading on {args.venue} prices is not in this version yet; "
-                 f"use --venue sim, or --live --venue {args.venue}")
 
     from core import Engine
     from console.app import TradedeskApp
@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.live:
         engine = live_engine(args, db, settings)
         app = TradedeskApp(engine, live=True, venue_label=args.venue)
+    elif args.venue != "sim":  # paper trading on the exchange's live public prices: no keys
+        options = _TEST_SERVER_OPTIONS if args.api_url else None
+        engine = Engine.paper(db=db, exchange=args.venue, api_url=args.api_url, options=options, settings=settings)
+        app = TradedeskApp(engine, live=False, venue_label=f"{args.venue} prices")
     else:
         engine = Engine.paper(db=db, seed=args.seed, settings=settings)
         app = TradedeskApp(engine, live=False, venue_label="sim")

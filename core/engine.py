@@ -183,13 +183,20 @@ class Engine:
         settings: Settings | None = None,
         tick_interval: float = 0.25,
         exchange: str | None = None,
+        api_url: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Engine:
-        """A paper-trading engine on the built-in simulated market: no keys, no network."""
-        if exchange is not None:
-            raise EngineError("paper trading on live exchange prices needs the ccxt venue, which is not built yet")
+        """A paper-trading engine: on the built-in simulated market (no keys, no network), or
+        with ``exchange`` on that exchange's live public prices (fills still simulated)."""
         clock = clock or SystemClock()
+        if exchange is not None:
+            from core.venues.live_prices import LivePriceMarket
+
+            market: SimMarket = LivePriceMarket(exchange, api_url=api_url, options=options)
+        else:
+            market = SimMarket(seed, symbols or DEFAULT_SPECS)
         venue = SimVenue(
-            SimMarket(seed, symbols or DEFAULT_SPECS),
+            market,
             clock=clock,
             balance=Decimal(str(balance)),
             maker_fee=Decimal(str(maker_fee)),
@@ -291,11 +298,11 @@ class Engine:
         for acct in self._accounts.values():
             marks = {b.symbol: b.mark for b in acct.ledger.books.values() if b.mark > 0}
             live = [o for o in self._live.values() if o.account == acct.name]
+            await acct.venue.connect()  # first: a venue on live prices learns its markets here
             if isinstance(acct.venue, SimVenue):
                 acct.venue.restore(live, marks, acct.ledger)
             else:
                 acct.venue.restore(live, marks)
-            await acct.venue.connect()
             for sym in acct.venue.markets:
                 q = acct.venue.quote(sym)
                 if q is not None:

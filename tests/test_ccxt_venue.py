@@ -147,3 +147,19 @@ async def test_restart_reconciles_fills_missed_while_down_and_adopts_external_or
         assert events[-1]["data"]["adopted"] == [external.id]
         report = await engine.halt_trading("end of day")  # adopted orders are halted too
         assert report.clean and server.open_orders() == []
+
+
+async def test_paper_on_live_prices_simulates_fills_and_sends_nothing(server: LoopbackBinance, db: Path) -> None:
+    engine = Engine.paper(db=db, exchange="binance", api_url=server.base_url, options=dict(CCXT_OPTIONS),
+                          clock=ManualClock(), settings=FAST)
+    async with engine:
+        market = engine.markets()["BTC/USDT"]
+        assert (market.tick_size, market.lot_size) == (D("0.1"), D("0.0001"))  # from the exchange
+        assert engine.prices()["BTC/USDT"] == D(50000)  # its live price
+        order = await engine.place_order(OrderRequest(symbol="BTC/USDT", side="buy", type="market", amount=D("0.1")))
+        assert order.status is OrderStatus.FILLED and order.average_price == D("50000.1")  # one tick of spread
+        resting = await engine.place_order(limit("49900", "0.1"))
+        server.set_price("BTCUSDT", D("49850"))  # the exchange's price moves...
+        await engine.tick()  # ...the paper venue follows it and fills the resting order
+        assert (await engine.get_order_by_id(resting.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]
+        assert server.count("POST", "/api/v3/order") == 0 and server.orders == {}

@@ -30,7 +30,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--paper", "--live"], "not allowed with argument"),
         (["--live"], "--live needs a real exchange: add --venue <ccxt id>"),
-        (["--venue", "binance"], "paper trading on binance prices is not in this version yet"),
+        (["--venue", "nosuchexchange", "--db", "/no/such/folder/j.sqlite"], "folder /no/such/folder does not exist"),
         (["--db", "/no/such/folder/j.sqlite"], "folder /no/such/folder does not exist"),
     ],
 )

@@ -132,10 +132,16 @@ class SimVenue:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        return None
+        connect = getattr(self.market, "connect", None)
+        if connect is not None:  # a market fed by live prices learns its symbols now
+            await connect()
+            self.markets = self.market.markets
+            self._resting = {s: self._resting.get(s, {}) for s in self.markets}
 
     async def close(self) -> None:
-        return None
+        close = getattr(self.market, "close", None)
+        if close is not None:
+            await close()
 
     def restore(self, orders: Sequence[Order], prices: dict[str, Decimal], ledger: Ledger | None = None) -> None:
         """Start from what the journal knows: the paper account, its live orders, last prices."""
@@ -273,6 +279,9 @@ class SimVenue:
 
     async def poll(self) -> VenueUpdates:
         """Advance the market one step and match what it crosses."""
+        refresh = getattr(self.market, "refresh", None)
+        if refresh is not None:
+            await refresh()
         prices = self.market.step()
         self._consumed.clear()  # the book refreshes every step
         changed: dict[str, _SimOrder] = {}
