@@ -163,3 +163,16 @@ async def test_paper_on_live_prices_simulates_fills_and_sends_nothing(server: Lo
         await engine.tick()  # ...the paper venue follows it and fills the resting order
         assert (await engine.get_order_by_id(resting.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]
         assert server.count("POST", "/api/v3/order") == 0 and server.orders == {}
+
+
+async def test_partial_fill_of_a_resting_order_is_booked_from_its_trades(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        order = await engine.place_order(limit("49000", "0.01"))
+        before = server.count("GET", "/api/v3/order")
+        server.fill(server.order_by_client_id(order.client_order_id), qty=D("0.004"))  # type: ignore[arg-type]
+        await engine.tick()
+        got = await engine.get_order_by_id(order.id)
+        assert got is not None and got.status is OrderStatus.PARTIALLY_FILLED and got.filled == D("0.004")
+        await engine.tick()
+        assert (await engine.get_positions())[0].size == D("0.004")  # booked once
+        assert server.count("GET", "/api/v3/order") == before  # a resting order costs no per-order lookups

@@ -214,9 +214,13 @@ class CcxtVenue:
 
     async def submit(self, order: Order) -> VenueReport:
         kind, price, params = self._order_params(order)
-        self._tracked[order.client_order_id] = order
-        raw = await self._call(self._ex.create_order, order.symbol, kind, order.side.value, float(order.amount), price,
-                               params, what=f"the {order.symbol} {order.side.value} order", retry=False)
+        self._tracked[order.client_order_id] = order  # before sending: a lost answer is still polled
+        try:
+            raw = await self._call(self._ex.create_order, order.symbol, kind, order.side.value, float(order.amount),
+                                   price, params, what=f"the {order.symbol} {order.side.value} order", retry=False)
+        except OrderRejected:
+            self._tracked.pop(order.client_order_id, None)  # refused outright: nothing to follow
+            raise
         return await self._report(order, raw)
 
     async def cancel(self, order: Order) -> VenueReport:
@@ -272,9 +276,17 @@ class CcxtVenue:
         return {}  # spot: holdings are balances, not positions
 
     async def poll(self) -> VenueUpdates:
-        """Ask about every tracked live order and the last prices of their symbols."""
+        """One read of the open orders, a lookup only for tracked orders that left it, and the
+        last prices of their symbols (requests grow with what changed, not with what rests)."""
         reports = []
+        open_now = {r.client_order_id: r for r in await self.fetch_open_orders()} if self._tracked else {}
         for cid, order in list(self._tracked.items()):
+            seen = open_now.get(cid)
+            if seen is not None:
+                if seen.filled > order.filled:  # partly filled while resting: its trades
+                    seen.fills = await self._fills(order, seen)
+                    reports.append(seen)
+                continue
             report = await self.fetch_order(order)
             if report is None:
                 continue
