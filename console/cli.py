@@ -62,6 +62,14 @@ def default_db() -> Path:
     return folder / "journal.sqlite"
 
 
+def confirm_live(where: str) -> None:
+    if not sys.stdin.isatty():
+        sys.exit("tradedesk: live trading asks for a typed confirmation and needs a terminal")
+    answer = input(f"LIVE trading on {where}: real orders, real money. Type LIVE to go on: ")
+    if answer.strip() != "LIVE":
+        sys.exit("tradedesk: not confirmed; nothing was started")
+
+
 def live_engine(args: argparse.Namespace, db: Path, settings: Settings):  # noqa: ANN201
     """Real orders, real money: keys from the environment, and a typed confirmation first."""
     import os
@@ -72,11 +80,7 @@ def live_engine(args: argparse.Namespace, db: Path, settings: Settings):  # noqa
     api_key, secret = os.environ.get(prefix + "API_KEY"), os.environ.get(prefix + "SECRET")
     if not api_key or not secret:
         sys.exit(f"tradedesk: --live on {args.venue} needs {prefix}API_KEY and {prefix}SECRET in the environment")
-    if not sys.stdin.isatty():
-        sys.exit("tradedesk: --live asks for a typed confirmation and needs a terminal")
-    answer = input(f"LIVE trading on {args.venue}: real orders, real money. Type LIVE to go on: ")
-    if answer.strip() != "LIVE":
-        sys.exit("tradedesk: not confirmed; nothing was started")
+    confirm_live(args.venue)
     options = _TEST_SERVER_OPTIONS if args.api_url else None
     return Engine.live(args.venue, api_key=api_key, secret=secret, password=os.environ.get(prefix + "PASSWORD"),
                        db=db, api_url=args.api_url, settings=settings, options=options)
@@ -97,7 +101,19 @@ def main(argv: list[str] | None = None) -> None:
     db = args.db or default_db()
     if args.db is not None and not args.db.expanduser().parent.exists():
         sys.exit(f"tradedesk: --db {args.db}: folder {args.db.expanduser().parent} does not exist")
-    if args.live:
+    if settings.accounts and args.venue == "sim" and not args.live:  # accounts from the config file
+        from core.errors import EngineError
+
+        live_ones = [f"{n} ({a.exchange})" for n, a in settings.accounts.items() if a.mode == "live"]
+        try:
+            engine = Engine.from_config(args.config, db=db)
+        except EngineError as exc:
+            sys.exit(f"tradedesk: {exc}")
+        if live_ones:
+            confirm_live(", ".join(live_ones))
+        label = ", ".join(f"{n}:{a.exchange}" for n, a in settings.accounts.items())
+        app = TradedeskApp(engine, live=bool(live_ones), venue_label=label)
+    elif args.live:
         engine = live_engine(args, db, settings)
         app = TradedeskApp(engine, live=True, venue_label=args.venue)
     elif args.venue != "sim":  # paper trading on the exchange's live public prices: no keys

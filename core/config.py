@@ -80,6 +80,17 @@ class SignalFilters(_Section):
 
 
 class AccountSettings(_Section):
+    """One trading account. Keys are never written here: only the names of the environment
+    variables that hold them."""
+
+    exchange: str = "sim"  # "sim" or a ccxt exchange id
+    mode: Literal["paper", "live"] = "paper"  # paper on an exchange = its live prices, simulated fills
+    api_key_env: str | None = None
+    secret_env: str | None = None
+    password_env: str | None = None
+    sandbox: bool = False
+    api_url: str | None = None
+    seed: int = 7
     risk: RiskOverrides = RiskOverrides()
 
 

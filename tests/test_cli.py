@@ -56,6 +56,17 @@ def test_live_needs_keys_then_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys
     assert "needs a terminal" in run(["--live", "--venue", "binance"], capsys)
 
 
+def test_a_config_live_account_without_keys_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("DESK_KEY", raising=False)
+    config = tmp_path / "desk.toml"
+    config.write_text('[accounts.main]\nexchange = "binance"\nmode = "live"\napi_key_env = "DESK_KEY"\n'
+                      'secret_env = "DESK_SECRET"\n')
+    text = run(["--config", str(config), "--db", str(tmp_path / "j.sqlite")], capsys)
+    assert "account main: live trading on binance needs api_key_env and secret_env" in text
+    assert len(text.splitlines()) == 1
+
+
 def test_live_without_the_typed_confirmation_starts_nothing(monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRADEDESK_BINANCE_API_KEY", "k")
