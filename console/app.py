@@ -204,6 +204,8 @@ class TradedeskApp(App[None]):
             self.q(PositionsTable).upsert(message.positions)
 
     def on_account_changed(self, message: m.AccountChanged) -> None:
+        if message.status.account != self.engine.account:
+            return  # the summary shows the default account (per-account totals: not yet)
         with suppress(NoMatches):
             self.q(AccountSummary).show(message.status)
 

@@ -49,7 +49,8 @@ class MainScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield Static("New order", classes="pane-title")
-                yield OrderEntry(checker=self._checker, symbols=self._symbols, prices=self._prices)
+                yield OrderEntry(checker=self._checker, symbols=self._symbols, prices=self._prices,
+                                 accounts=[a.strip() for a in self._accounts.split(",")])
                 yield HaltButton(self._halt_key)
             with Vertical(id="right"):
                 with Vertical(id="orders-pane"):

@@ -67,9 +67,11 @@ class OrderEntry(Vertical):
         prices: Callable[[], dict[str, Decimal]],
         taker_fee: Decimal = Decimal("0.0004"),
         maker_fee: Decimal = Decimal("0.0002"),
+        accounts: list[str] | None = None,
         id: str | None = "order-entry",
     ) -> None:
         super().__init__(id=id)
+        self._accounts = accounts or []
         self._checker = checker
         self._symbols = symbols
         self._prices = prices
@@ -94,6 +96,12 @@ class OrderEntry(Vertical):
                 # validate_on=(): this form marks fields itself; Input's own checks would unmark them
                 yield Input(defaults.get(field, ""), placeholder=placeholder, id=f"in-{field}",
                             suggester=suggest.get(field), select_on_focus=False, validate_on=())
+            if len(self._accounts) > 1:  # several accounts: say which one the order goes to
+                yield Label("Acct", id="label-account")
+                yield Input(self._accounts[0], id="in-account", select_on_focus=False, validate_on=(),
+                            suggester=SuggestFromList(self._accounts, case_sensitive=False))
+                yield Label("")
+                yield Label("")
         with Horizontal():
             yield Checkbox("post-only", id="in-post_only", compact=True)
             yield Checkbox("reduce-only", id="in-reduce_only", compact=True)
@@ -143,12 +151,18 @@ class OrderEntry(Vertical):
         price, stop = self._decimal("price"), self._decimal("stop_price")
         tp, sl = self._decimal("take_profit"), self._decimal("stop_loss")
         leverage = self._decimal("leverage") or Decimal(1)
+        account = None
+        if len(self._accounts) > 1:
+            account = self.query_one("#in-account", Input).value.strip()
+            if account not in self._accounts:
+                self.errors["account"] = f"one of {', '.join(self._accounts)}"
         if self.errors:
             return None, sl, tp
         try:
             request = OrderRequest(
                 symbol=self.value("symbol"), side=side, type=kind, amount=amount, price=price, stop_price=stop,
                 time_in_force=tif, reduce_only=self.query_one("#in-reduce_only", Checkbox).value, leverage=leverage,
+                account=account,
             )
         except ValidationError as exc:
             for err in exc.errors():
@@ -216,7 +230,7 @@ class OrderEntry(Vertical):
         for field, problem in shown.items():
             if text:
                 text.append("\n")
-            text.append(f"{FIELDS.get(field, (field,))[0]}: {problem}", style="red")
+            text.append(f"{FIELDS.get(field, (field.capitalize(),))[0]}: {problem}", style="red")
         self.query_one("#entry-errors", Static).update(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
