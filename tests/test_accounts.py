@@ -56,3 +56,29 @@ secret_env = "DESK_SECRET"
 """)
     with pytest.raises(EngineError, match="needs api_key_env and secret_env .*DESK_KEY"):
         Engine.from_config(config, db=tmp_path / "j.sqlite")
+
+
+async def test_the_order_entry_sends_to_the_chosen_account(tmp_path: Path, clock: ManualClock) -> None:
+    from console.app import TradedeskApp
+    from widgets.order_entry import OrderEntry
+
+    config = write(tmp_path, '[accounts.main]\nexchange = "sim"\n[accounts.hedge]\nexchange = "sim"\nseed = 9\n')
+    engine = Engine.from_config(config, db=tmp_path / "j.sqlite", clock=clock)
+    app = TradedeskApp(engine, run_loops=False, flush_interval=0, clock_interval=3600)
+    try:
+        async with app.run_test(size=(160, 45)) as pilot:
+            entry = app.q(OrderEntry)
+            entry.set_value("type", "m")
+            entry.set_value("amount", "0.01")
+            entry.set_value("account", "nope")
+            assert entry.submit() is False and "one of main, hedge" in entry.errors["account"]
+            entry.set_value("account", "hedge")
+            assert entry.submit() is True
+            await pilot.pause()
+            workers = [w for w in app.workers if w.group == "orders"]
+            if workers:
+                await app.workers.wait_for_complete(workers)
+            [order] = await engine.get_orders()
+            assert (order.account, order.status) == ("hedge", OrderStatus.FILLED)
+    finally:
+        await engine.close()
