@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from core import Engine, ManualClock, OrderRequest, OrderStatus, Settings, TradingState
-from core.errors import OrderRejected
+from contextlib import suppress
+
+from core.errors import OrderRejected, VenueError
 
 from .loopback.binance import CCXT_OPTIONS, LoopbackBinance
 
@@ -176,3 +178,66 @@ async def test_partial_fill_of_a_resting_order_is_booked_from_its_trades(server:
         await engine.tick()
         assert (await engine.get_positions())[0].size == D("0.004")  # booked once
         assert server.count("GET", "/api/v3/order") == before  # a resting order costs no per-order lookups
+
+
+async def test_execution_status_unknown_is_settled_by_lookup_not_rejected(server: LoopbackBinance, db: Path) -> None:
+    import ccxt.async_support as ccxt
+
+    async with live(server, db) as engine:
+        real = engine.venue._ex.create_order  # type: ignore[attr-defined]
+
+        async def ambiguous(*a, **k):  # noqa: ANN002, ANN003, ANN202 - accepted, then "status unknown"
+            await real(*a, **k)
+            raise ccxt.OperationFailed('binance {"code":-1006,"msg":"Execution status unknown."}')
+
+        engine.venue._ex.create_order = ambiguous  # type: ignore[attr-defined]
+        order = await engine.place_order(limit("49000"))
+        assert order.status is OrderStatus.OPEN and len(server.open_orders()) == 1
+
+
+async def test_a_failed_ticker_does_not_lose_a_fill_read_in_the_same_poll(server: LoopbackBinance, db: Path) -> None:
+    import ccxt.async_support as ccxt
+
+    async with live(server, db) as engine:
+        engine.venue._retry_deadline = 0.1  # type: ignore[attr-defined]
+        order = await engine.place_order(limit("49000"))
+        await engine.place_order(limit("48000"))  # keeps resting: its symbol's ticker is read each poll
+        server.fill(server.order_by_client_id(order.client_order_id))  # type: ignore[arg-type]
+        real = engine.venue._ex.fetch_ticker  # type: ignore[attr-defined]
+        down = [True]
+
+        async def flaky(*a, **k):  # noqa: ANN002, ANN003, ANN202 - down for the whole first poll
+            if down[0]:
+                raise ccxt.RequestTimeout("ticker timed out")
+            return await real(*a, **k)
+
+        engine.venue._ex.fetch_ticker = flaky  # type: ignore[attr-defined]
+        with suppress(VenueError):
+            await engine.tick()
+        down[0] = False
+        await engine.tick()
+        assert (await engine.get_order_by_id(order.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]
+        assert (await engine.get_positions())[0].size == D("0.01")
+
+
+async def test_trade_ids_repeated_on_another_symbol_are_both_booked(server: LoopbackBinance, db: Path) -> None:
+    async with live(server, db) as engine:
+        btc = await engine.place_order(OrderRequest(symbol="BTC/USDT", side="buy", type="market", amount=D("0.01")))
+        import itertools
+
+        server._trade_ids = itertools.count(server.trades[-1].id)  # the next trade reuses the id, on ETH
+        eth = await engine.place_order(OrderRequest(symbol="ETH/USDT", side="buy", type="market", amount=D("0.1")))
+        assert btc.filled == D("0.01") and eth.filled == D("0.1")
+        assert {p.symbol for p in await engine.get_positions()} == {"BTC/USDT", "ETH/USDT"}
+
+
+async def test_paper_on_live_prices_survives_an_exchange_hiccup(server: LoopbackBinance, db: Path) -> None:
+    engine = Engine.paper(db=db, exchange="binance", api_url=server.base_url, options=dict(CCXT_OPTIONS),
+                          clock=ManualClock(), settings=FAST)
+    async with engine:
+        server.status_5xx_next_n = 2
+        await engine.tick()  # the prices stay as they were for this tick
+        assert engine.prices()["BTC/USDT"] == D(50000)
+        server.set_price("BTCUSDT", D("50100"))
+        await engine.tick()
+        assert engine.prices()["BTC/USDT"] == D("50100")

@@ -84,6 +84,7 @@ class CcxtVenue:
         self._ex: Any = None
         self._ccxt: Any = None
         self._tracked: dict[str, Order] = {}
+        self._finished: set[str] = set()
         self._quotes: dict[str, Quote] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -168,6 +169,9 @@ class CcxtVenue:
             return VenueUnavailable(f"{self.name} rate-limited {what}")
         if isinstance(exc, (c.ExchangeNotAvailable, c.NetworkError)):
             return VenueTimeout(f"{self.name} unreachable during {what}: {type(exc).__name__}")
+        if isinstance(exc, (c.OperationFailed, c.BadResponse)):
+            # e.g. Binance -1006 "execution status unknown": the exchange may have acted
+            return VenueTimeout(f"{self.name} gave no clear answer to {what}: {type(exc).__name__}")
         if isinstance(exc, c.BaseError):
             return OrderRejected(f"{self.name} refused {what}: {text}")
         return exc
@@ -278,6 +282,11 @@ class CcxtVenue:
     async def poll(self) -> VenueUpdates:
         """One read of the open orders, a lookup only for tracked orders that left it, and the
         last prices of their symbols (requests grow with what changed, not with what rests)."""
+        # Orders reported final last time are dropped only now, after the engine applied that
+        # report: a poll that fails half-way must not lose a fill it had already read.
+        for cid in self._finished:
+            self._tracked.pop(cid, None)
+        self._finished = set()
         reports = []
         open_now = {r.client_order_id: r for r in await self.fetch_open_orders()} if self._tracked else {}
         for cid, order in list(self._tracked.items()):
@@ -292,11 +301,14 @@ class CcxtVenue:
                 continue
             reports.append(report)
             if not report.status.is_live:
-                self._tracked.pop(cid, None)
+                self._finished.add(cid)
         prices: dict[str, Decimal] = {}
         symbols = sorted({o.symbol for o in self._tracked.values()})
         for sym in symbols:
-            quote = await self.fetch_quote(sym)
+            try:
+                quote = await self.fetch_quote(sym)
+            except VenueUnavailable:  # stale prices for one tick beat losing the order reports
+                continue
             if quote is not None:
                 prices[sym] = quote.last
         return VenueUpdates(reports, prices)
@@ -345,8 +357,13 @@ class CcxtVenue:
             if report.venue_order_id and str(t.get("order")) not in (report.venue_order_id, "None"):
                 continue
             fee = t.get("fee") or {}
+            # Exchanges number trades per symbol: the symbol makes the id unique per account. A
+            # trade without an id gets one from what identifies it.
+            tid = t.get("id")
+            if tid is None:
+                tid = f"{report.venue_order_id}-{t.get('timestamp')}-{t.get('amount')}-{t.get('price')}"
             fills.append(VenueFill(
-                trade_id=str(t.get("id")), amount=to_decimal(t["amount"]), price=to_decimal(t["price"]),
+                trade_id=f"{order.symbol}#{tid}", amount=to_decimal(t["amount"]), price=to_decimal(t["price"]),
                 fee=_dec(fee.get("cost")) or Decimal(0), fee_currency=str(fee.get("currency") or ""),
                 liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER,
                 timestamp=datetime.fromtimestamp(t["timestamp"] / 1000, UTC) if t.get("timestamp") else self.clock.now(),

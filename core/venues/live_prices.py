@@ -41,13 +41,23 @@ class LivePriceMarket(SimMarket):
         self._ex = ex
         await ex.load_markets()
         symbols = [s for s in self._wanted if s in ex.markets] or sorted(ex.markets)[:3]
+
+        def step(value: object) -> Decimal:
+            if value is None:
+                return Decimal("1e-8")
+            if ex.precisionMode == ccxt_async.TICK_SIZE:
+                return to_decimal(value)
+            return Decimal(1).scaleb(-int(value))  # type: ignore[call-overload]
+
         for sym in symbols:
             m = ex.markets[sym]
-            tick = to_decimal(m["precision"]["price"]) if ex.precisionMode == ccxt_async.TICK_SIZE else Decimal(1).scaleb(-int(m["precision"]["price"]))
-            lot = to_decimal(m["precision"]["amount"]) if ex.precisionMode == ccxt_async.TICK_SIZE else Decimal(1).scaleb(-int(m["precision"]["amount"]))
+            precision = m.get("precision") or {}
+            tick, lot = step(precision.get("price")), step(precision.get("amount"))
             t = await ex.fetch_ticker(sym)
+            if t.get("last") is None:
+                continue  # no trade yet: not a market to paper-trade
             last = round_to_step(to_decimal(t["last"]), tick)
-            min_cost = (m.get("limits") or {}).get("cost", {}).get("min")
+            min_cost = ((m.get("limits") or {}).get("cost") or {}).get("min")
             self.specs[sym] = SymbolSpec(
                 sym, last, tick, lot, min_notional=to_decimal(min_cost) if min_cost else Decimal(5),
                 volatility=0.0, half_spread_ticks=1, level_gap_ticks=1,
@@ -56,8 +66,13 @@ class LivePriceMarket(SimMarket):
             self.last[sym] = last
 
     async def refresh(self) -> None:
+        import ccxt.async_support as ccxt_async
+
         for sym in self.specs:
-            t = await self._ex.fetch_ticker(sym)
+            try:
+                t = await self._ex.fetch_ticker(sym)
+            except ccxt_async.BaseError:
+                continue  # keep the last price for a tick; the next refresh tries again
             if t.get("last") is not None:
                 self.set_price(sym, to_decimal(t["last"]))
 
