@@ -123,16 +123,11 @@ class CcxtVenue:
                 self._tracked[o.client_order_id] = o
 
     def _market(self, m: dict[str, Any]) -> Market:
-        ex = self._ex
         precision = m.get("precision") or {}
         limits = m.get("limits") or {}
 
         def step(value: object) -> Decimal:
-            if value is None:
-                return Decimal("1e-8")
-            if ex.precisionMode == self._ccxt.TICK_SIZE:
-                return to_decimal(value)
-            return Decimal(1).scaleb(-int(value))  # DECIMAL_PLACES / SIGNIFICANT_DIGITS
+            return precision_step(self._ex, value)
 
         amount_limits = limits.get("amount") or {}
         cost_limits = limits.get("cost") or {}
@@ -369,6 +364,17 @@ class CcxtVenue:
                 timestamp=datetime.fromtimestamp(t["timestamp"] / 1000, UTC) if t.get("timestamp") else self.clock.now(),
             ))
         return fills
+
+
+def precision_step(exchange: Any, value: object) -> Decimal:
+    """A ccxt market precision as a step (tick or lot), whatever the exchange's precision mode."""
+    import ccxt.async_support as ccxt_async
+
+    if value is None:
+        return Decimal("1e-8")
+    if exchange.precisionMode == ccxt_async.TICK_SIZE:
+        return to_decimal(value)
+    return Decimal(1).scaleb(-int(value))  # type: ignore[call-overload]  # DECIMAL_PLACES
 
 
 def point_at(exchange: Any, base_url: str) -> None:

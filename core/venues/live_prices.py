@@ -32,7 +32,7 @@ class LivePriceMarket(SimMarket):
     async def connect(self) -> None:
         import ccxt.async_support as ccxt_async  # lazily, as for the live venue
 
-        from core.venues.ccxt_venue import point_at
+        from core.venues.ccxt_venue import point_at, precision_step
 
         ex = getattr(ccxt_async, self.exchange_id)({"enableRateLimit": True, "timeout": self._timeout_ms,
                                                      "options": dict(self._options)})
@@ -42,17 +42,10 @@ class LivePriceMarket(SimMarket):
         await ex.load_markets()
         symbols = [s for s in self._wanted if s in ex.markets] or sorted(ex.markets)[:3]
 
-        def step(value: object) -> Decimal:
-            if value is None:
-                return Decimal("1e-8")
-            if ex.precisionMode == ccxt_async.TICK_SIZE:
-                return to_decimal(value)
-            return Decimal(1).scaleb(-int(value))  # type: ignore[call-overload]
-
         for sym in symbols:
             m = ex.markets[sym]
             precision = m.get("precision") or {}
-            tick, lot = step(precision.get("price")), step(precision.get("amount"))
+            tick, lot = precision_step(ex, precision.get("price")), precision_step(ex, precision.get("amount"))
             t = await ex.fetch_ticker(sym)
             if t.get("last") is None:
                 continue  # no trade yet: not a market to paper-trade

@@ -61,7 +61,6 @@ __all__ = [
     "SpotOrder",
     "SpotTrade",
     "binance_signature",
-    "ccxt_api_urls",
     "make_ccxt_binance",
     "point_ccxt_at",
 ]
@@ -1002,25 +1001,13 @@ class LoopbackBinance:
 # -- ccxt wiring ------------------------------------------------------------------------------------
 
 
-def _rebase(url: Any, base: str) -> Any:
-    if isinstance(url, dict):
-        return {k: _rebase(v, base) for k, v in url.items()}
-    if isinstance(url, str) and "://" in url:
-        rest = url.split("://", 1)[1]
-        path = rest.split("/", 1)[1] if "/" in rest else ""
-        return f"{base}/{path}" if path else base
-    return url
-
-
-def ccxt_api_urls(api_urls: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """``exchange.urls['api']`` with every host swapped for ``base_url`` and the paths kept:
-    ``public``/``private`` become ``BASE/api/v3``; sapi, fapi, ... point at the loopback too
-    (where they 404) so nothing can leak to the real exchange."""
-    return {k: _rebase(v, base_url.rstrip("/")) for k, v in api_urls.items()}
-
-
 def point_ccxt_at(exchange: Any, base_url: str) -> Any:
-    exchange.urls["api"] = ccxt_api_urls(exchange.urls["api"], base_url)
+    """Every host in ``exchange.urls['api']`` swapped for ``base_url``, paths kept: ``public`` and
+    ``private`` become ``BASE/api/v3``; sapi, fapi, ... point at the loopback too (where they
+    404) so nothing can leak to the real exchange. The same helper the product uses."""
+    from core.venues.ccxt_venue import point_at
+
+    point_at(exchange, base_url)
     return exchange
 
 
