@@ -419,6 +419,7 @@ class Engine:
             return order.model_copy()
         order.status = S.SUBMITTING
         order.submitted_at = now
+        order.submit_mark = acct.prices.get(order.symbol)
         self._track(order)
         self._hold(order)
         # write-ahead: the order and its client order id are durable before the venue hears of it

@@ -226,6 +226,7 @@ class Order(BaseModel):
     updated_at: datetime
     submitted_at: datetime | None = None
     acked_at: datetime | None = None
+    submit_mark: Dec | None = None  # last price when it was sent: slippage is measured against it
     error: str | None = None
     emulated: bool = False
     revision: int = 0  # bumped on every change, so a subscriber can drop a stale snapshot
