@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.models import TradingState
 
@@ -67,6 +67,32 @@ class HaltSettings(_Section):
     retry_max_seconds: float = Field(1.0, gt=0)
 
 
+class TrackingSettings(_Section):
+    """How exchange orders and prices are kept in step (ccxt venues). An order is looked at
+    often while it is fresh, then less and less while it rests; a websocket stream, where the
+    exchange has one, replaces the polling and a slow safety-net read checks it."""
+
+    fast_poll_seconds: float = Field(0.5, gt=0)  # an order just acked or just changed
+    fresh_seconds: float = Field(10.0, ge=0)  # how long an order counts as fresh after a change
+    slow_poll_seconds: float = Field(5.0, gt=0)  # where the interval of a resting order settles
+    streamed_poll_seconds: float = Field(30.0, gt=0)  # safety-net read while a stream covers the order
+    price_poll_seconds: float = Field(1.0, gt=0)  # ticker reads for marks when no ticker stream runs
+    websockets: bool = True  # use ccxt.pro streams where the exchange has them
+    stream_retry_initial_seconds: float = Field(1.0, gt=0)
+    stream_retry_max_seconds: float = Field(60.0, gt=0)
+    markets_refresh_minutes: float = Field(60.0, ge=0)  # reload precision/limits/fees; 0 = never
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrackingSettings:
+        if self.slow_poll_seconds < self.fast_poll_seconds:
+            raise ValueError(f"slow_poll_seconds ({self.slow_poll_seconds:g}) must not be below "
+                             f"fast_poll_seconds ({self.fast_poll_seconds:g})")
+        if self.stream_retry_max_seconds < self.stream_retry_initial_seconds:
+            raise ValueError(f"stream_retry_max_seconds ({self.stream_retry_max_seconds:g}) must not be below "
+                             f"stream_retry_initial_seconds ({self.stream_retry_initial_seconds:g})")
+        return self
+
+
 class SignalFilters(_Section):
     min_strength: float = Field(0.5, ge=0, le=1)
     cooldown_seconds: float = Field(60.0, ge=0)
@@ -77,6 +103,12 @@ class SignalFilters(_Section):
     trend_window: int = Field(120, ge=3)  # prices in the longer timeframe
     require_trend_alignment: bool = True
     max_age_seconds: float = Field(30.0, gt=0)
+
+
+class AlgoSettings(_Section):
+    # What a running execution algorithm does when the engine restarts: carry on from its
+    # journaled progress, or stop (its open children cancelled) and say so.
+    on_restart: Literal["resume", "stop"] = "stop"
 
 
 class AccountSettings(_Section):
@@ -91,7 +123,7 @@ class AccountSettings(_Section):
     sandbox: bool = False
     api_url: str | None = None
     seed: int = 7
-    risk: RiskOverrides = RiskOverrides()
+    risk: RiskOverrides = Field(default_factory=RiskOverrides)
 
 
 class Settings(BaseModel):
@@ -99,10 +131,14 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    risk: RiskLimits = RiskLimits()
-    breakers: BreakerSettings = BreakerSettings()
-    halt: HaltSettings = HaltSettings()
-    signals: SignalFilters = SignalFilters()
+    # Factories, not instances: building a default instance here would build every section's
+    # validator at import time, defeating defer_build (a start-up cost for every client).
+    risk: RiskLimits = Field(default_factory=RiskLimits)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+    halt: HaltSettings = Field(default_factory=HaltSettings)
+    signals: SignalFilters = Field(default_factory=SignalFilters)
+    algos: AlgoSettings = Field(default_factory=AlgoSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     accounts: dict[str, AccountSettings] = {}
     keys: dict[str, str] = {}  # console binding id -> key, e.g. halt = "ctrl+x"
     initial_state: TradingState = TradingState.ACTIVE

@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from core.algos import AlgoManager
 from core.breakers import BreakerMonitor
 from core.clock import Clock, SystemClock
 from core.config import Settings
@@ -173,6 +174,7 @@ class Engine:
         self._realized_by_order: dict[str, Decimal] = {}
         self._subscribers: list[EventStream] = []
         self._algos: set[Algorithm] = set()
+        self.algos = AlgoManager(self)  # execution algorithms: TWAP, iceberg, limit-then-market
         self._halt_lock = asyncio.Lock()
         self._closed = False
         self._stop = asyncio.Event()
@@ -368,11 +370,13 @@ class Engine:
                 self._set_status(order, S.UNRESOLVED, "the submit was interrupted; settling by client order id")
                 await self.journal.write("order_unresolved", ts=self._ts(), order=order)
             await self._settle(order)
+        await self.algos.restore(contents.state)  # last: their children are settled and tracked
 
     async def close(self) -> None:
         if self._closed:
             return
         self._stop.set()
+        await self.algos.shutdown()  # before the journal closes; their state stays for the restart
         if self.journal is not None:
             for acct in self._accounts.values():
                 books = [acct.ledger.book_snapshot(s) for s in acct.ledger.books]

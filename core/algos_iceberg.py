@@ -1,0 +1,36 @@
+"""Iceberg: one visible child of ``visible`` at ``price`` at a time; when it fills, the next,
+until the parent is done. With ``refresh``, a visible child still working after that many
+seconds is cancelled and placed again (topped back up to ``visible``)."""
+
+from __future__ import annotations
+
+from core.algos_model import IcebergParams
+from core.algos_runner import AlgoRunner
+from core.models import OrderType
+from core.numbers import clean
+
+
+class Iceberg(AlgoRunner):
+    async def run(self) -> str | None:
+        p = self.parent
+        params = p.params
+        assert isinstance(params, IcebergParams)
+        while True:
+            await self.sync()
+            self.check()
+            if p.remaining <= 0:
+                return None
+            live = self.live()
+            if not live:
+                amount = min(params.visible, p.remaining)
+                if amount < self.market.min_amount:
+                    return f"{clean(amount)} left is below the venue's minimum {self.market.min_amount}"
+                await self.place_child(OrderType.LIMIT, amount, params.price)
+                continue
+            timeout = None
+            if params.refresh is not None:
+                timeout = params.refresh - (self.now() - live[0].created_at).total_seconds()
+                if timeout <= 0:
+                    await self.cancel_children()
+                    continue
+            await self.wait(timeout)
