@@ -41,7 +41,7 @@ from core.algos_twap import Twap
 from core.errors import EngineError
 from core.events import OrderUpdated
 from core.models import Order, TradingState
-from core.numbers import floor_to_step, is_multiple
+from core.numbers import clean, floor_to_step, is_multiple
 from core.streams import EventStream
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class AlgoManager:
         if isinstance(params, TwapParams):
             per_slice = floor_to_step(amount / params.slices, lot)
             if per_slice <= 0 or per_slice < minimum:
-                problems.append(f"{params.slices} slices of {amount} are {per_slice} each, below the venue's minimum "
+                problems.append(f"{params.slices} slices of {amount} are {clean(per_slice)} each, below the venue's minimum "
                                 f"{minimum}: use fewer slices")
         elif isinstance(params, IcebergParams):
             if params.visible > amount:

@@ -315,7 +315,7 @@ class AlgoRunner:
         await journal.write(kind, ts=p.updated_at.isoformat(), account=p.account, data=payload,
                             state={f"algo:{p.id}": raw})
         # The engine's stream carries it to the console like any other event.
-        self.engine._publish(AlgoUpdated(snap, kind))  # type: ignore[arg-type]  # noqa: SLF001
+        self.engine._publish(AlgoUpdated(snap, kind))  # noqa: SLF001
 
     def _notice(self, level: str, text: str) -> None:
         self.engine._notice(level, text, {"algo": self.parent.id})  # noqa: SLF001

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+import json
 from contextlib import suppress
 import os
 from collections import deque
@@ -23,7 +24,8 @@ from typing import Any, Protocol
 from core.algos import AlgoManager
 from core.breakers import BreakerMonitor
 from core.clock import Clock, SystemClock
-from core.config import Settings
+from core.config import Settings, TrackingSettings
+from core.contingent import Contingent, ContingentManager
 from core.errors import EngineError, OrderNotFound, OrderRejected, VenueError
 from core.events import (
     AccountChanged,
@@ -79,7 +81,7 @@ _KIND_FOR_STATUS = {
 }
 
 
-def _venue_for(name: str, acct: Any, clock: Clock) -> Venue:
+def _venue_for(name: str, acct: Any, clock: Clock, tracking: TrackingSettings | None = None) -> Venue:
     """Build one configured account's venue; keys are read from the named environment variables."""
     if acct.exchange == "sim":
         if acct.mode == "live":
@@ -99,7 +101,7 @@ def _venue_for(name: str, acct: Any, clock: Clock) -> Venue:
     creds = CcxtCredentials(os.environ[acct.api_key_env], os.environ[acct.secret_env],
                             os.environ.get(acct.password_env) if acct.password_env else None)
     return CcxtVenue(acct.exchange, account=name, credentials=creds, api_url=acct.api_url, sandbox=acct.sandbox,
-                     clock=clock)
+                     clock=clock, tracking=tracking)
 
 
 def _update(order: Order, changes: dict[str, Any]) -> None:
@@ -160,6 +162,7 @@ class Engine:
         self.trading_state = self.settings.initial_state
         self.trading_state_reason = ""
         self.last_halt: HaltReport | None = None
+        self.last_reconciliation: dict[str, dict[str, Any]] = {}  # account -> its last reconcile() report
         self._initial_balance = balance
         self._accounts: dict[str, _Account] = {}
         self._add_account(venue, balance)
@@ -171,9 +174,11 @@ class Engine:
         self._by_client: dict[tuple[str, str], Order] = {}
         self._live: dict[str, Order] = {}
         self._fill_ids: set[tuple[str, str]] = set()
+        self._ignored: dict[str, str] = {}  # order id -> reason: open at its venue, not tracked (ignore_order)
         self._realized_by_order: dict[str, Decimal] = {}
         self._subscribers: list[EventStream] = []
         self._algos: set[Algorithm] = set()
+        self._contingent = ContingentManager(self)  # brackets, OCO, trailing stops (core/contingent.py)
         self.algos = AlgoManager(self)  # execution algorithms: TWAP, iceberg, limit-then-market
         self._halt_lock = asyncio.Lock()
         self._closed = False
@@ -252,7 +257,7 @@ class Engine:
         settings: Settings | None = None,
         options: dict[str, Any] | None = None,
         timeout_ms: int = 10_000,
-        tick_interval: float = 1.0,
+        tick_interval: float = 0.25,  # cheap: the venue's tracker sends requests only for what is due
     ) -> Engine:
         """An engine trading on a real exchange through ccxt. ``api_url`` points ccxt at another
         base URL (a test server). Keys are kept out of logs, the journal and error messages."""
@@ -262,6 +267,7 @@ class Engine:
         venue = CcxtVenue(
             exchange, account=account, credentials=CcxtCredentials(api_key, secret, password), api_url=api_url,
             sandbox=sandbox, clock=clock, options=options, timeout_ms=timeout_ms,
+            tracking=settings.tracking if settings is not None else None,
         )
         return cls(venue, db=db, clock=clock, balance=Decimal(0), settings=settings, tick_interval=tick_interval)
 
@@ -274,11 +280,11 @@ class Engine:
         clock = clock or SystemClock()
         venues: list[Venue] = []
         for name, acct in settings.accounts.items():
-            venues.append(_venue_for(name, acct, clock))
+            venues.append(_venue_for(name, acct, clock, settings.tracking))
         if not venues:
             return cls.paper(db=db, clock=clock, settings=settings)
         engine = cls(venues[0], db=db, clock=clock, settings=settings, balance=Decimal(100_000),
-                     tick_interval=0.25 if isinstance(venues[0], SimVenue) else 1.0)
+                     tick_interval=0.25)
         for venue in venues[1:]:
             engine._add_account(venue, Decimal(100_000))
         return engine
@@ -335,12 +341,16 @@ class Engine:
             self._track(order)
             if order.id.startswith(prefix) and order.id[len(prefix):].isdigit():
                 self._seq = max(self._seq, int(order.id[len(prefix):]))
+        self._ignored = json.loads(contents.state.get("ignored_orders", "{}"))
+        for order_id in self._ignored:
+            self._live.pop(order_id, None)  # before the venues restore: they are not followed either
         self._fill_ids.update((f.account, f.id) for f in contents.fills)
         self.trading_state = TradingState(contents.state.get("trading_state", self.settings.initial_state.value))
         self.trading_state_reason = contents.state.get("trading_state_reason", "")
+        self._contingent.load(contents.state)  # first: the orders it holds in the core go to no venue
         for acct in self._accounts.values():
             marks = {b.symbol: b.mark for b in acct.ledger.books.values() if b.mark > 0}
-            live = [o for o in self._live.values() if o.account == acct.name]
+            live = [o for o in self._live.values() if o.account == acct.name and not self._contingent.holds(o)]
             await acct.venue.connect()  # first: a venue on live prices learns its markets here
             if isinstance(acct.venue, SimVenue):
                 acct.venue.restore(live, marks, acct.ledger)
@@ -370,6 +380,7 @@ class Engine:
                 self._set_status(order, S.UNRESOLVED, "the submit was interrupted; settling by client order id")
                 await self.journal.write("order_unresolved", ts=self._ts(), order=order)
             await self._settle(order)
+        await self._contingent.catch_up()  # contingents act on what their orders did while down
         await self.algos.restore(contents.state)  # last: their children are settled and tracked
 
     async def close(self) -> None:
@@ -509,6 +520,8 @@ class Engine:
         """Cancel one order. Cancelling a final order is a no-op that returns it."""
         journal = self._journal()
         order = self._get(order_id)
+        if self._contingent.holds(order):  # a trailing stop held in the core: no venue knows it
+            return await self._contingent.cancel_held(order)
         if order.status is S.UNRESOLVED:
             await self._settle(order)
         if order.is_final:
@@ -553,12 +566,14 @@ class Engine:
         """Cancel every live order (of one symbol) on every account, using each venue's
         cancel-all where it has one. Returns the orders as they ended."""
         self._journal()
-        targets = [o for o in self._live.values() if (symbol is None or o.symbol == symbol) and o.status not in _PENDING]
+        held = await self._contingent.cancel_all_held(symbol)  # trailing stops held in the core
+        targets = [o for o in self._live.values() if (symbol is None or o.symbol == symbol) and o.status not in _PENDING
+                   and not self._contingent.holds(o)]
         if not targets:
-            return []
+            return held
         await asyncio.gather(*(self._cancel_account(acct, [o for o in targets if o.account == acct.name], None)
                                for acct in self._accounts.values()))
-        return [o.model_copy() for o in targets]
+        return held + [o.model_copy() for o in targets]
 
     async def _cancel_account(
         self, acct: _Account, orders: list[Order], deadline: float | None, report: AccountHaltReport | None = None
@@ -662,6 +677,8 @@ class Engine:
             problems.append(f"order {order.id} is {order.status.value} and cannot be modified")
         if self.trading_state is TradingState.HALTED:
             problems.append("trading is HALTED: orders cannot be modified")
+        if self._contingent.holds(order):
+            problems.append(f"order {order.id} is a trailing stop held in the core: cancel it and place a new one")
         if problems:
             raise EngineError("; ".join(problems))
         acct = self._accounts[order.account]
@@ -854,10 +871,20 @@ class Engine:
         """Compare the journal with the venue and make them agree: orders the venue has that the
         journal does not are adopted (tagged external), journal orders the venue no longer lists
         open are settled by lookup (filled / cancelled; missed fills booked once), and what could
-        not be settled is named. A live account that cannot be reconciled is set REDUCING."""
+        not be settled is named. A live account that cannot be reconciled is set REDUCING.
+        The report (also journaled, and kept in ``last_reconciliation``) names the missed fills
+        booked per order as well: ``fills`` maps an order id to their count and amount."""
         acct = self._accounts[account or self.account]
         venue = acct.venue
-        result: dict[str, Any] = {"account": acct.name, "adopted": [], "settled": {}, "missing": [], "error": None}
+        result: dict[str, Any] = {"account": acct.name, "at": self._ts(), "adopted": [], "settled": {}, "fills": {},
+                                  "missing": [], "ignored": [], "error": None}
+
+        def booked(applied: _Applied) -> _Applied:
+            if applied.fills:
+                result["fills"][applied.order.id] = {"count": len(applied.fills),
+                                                     "amount": str(sum(f.amount for f in applied.fills))}
+            return applied
+
         try:
             open_reports = await venue.fetch_open_orders()
             open_ids = {r.client_order_id for r in open_reports}
@@ -867,17 +894,22 @@ class Engine:
                 if order is None:
                     order = self._adopt(acct, r)
                     result["adopted"].append(order.id)
-                applied.append(self._absorb(order, r, "order_reconciled"))
+                elif order.id in self._ignored:
+                    result["ignored"].append(order.id)  # still open there, left alone (ignore_order)
+                    continue
+                applied.append(booked(self._absorb(order, r, "order_reconciled")))
             await self._commit(applied)
-            for order in [o for o in self._live.values() if o.account == acct.name and o.client_order_id not in open_ids]:
+            for order in [o for o in self._live.values() if o.account == acct.name and o.client_order_id not in open_ids
+                          and not self._contingent.holds(o)]:
                 report = await venue.fetch_order(order)
                 if report is None:
                     result["missing"].append(order.id)
                     continue
-                await self._commit([self._absorb(order, report, "order_reconciled")])
+                await self._commit([booked(self._absorb(order, report, "order_reconciled"))])
                 result["settled"][order.id] = order.status.value
         except VenueError as exc:
             result["error"] = str(exc)
+        self.last_reconciliation[acct.name] = result
         await self._journal().write("reconciled", ts=self._ts(), account=acct.name, data=result)
         if result["error"] and self.trading_state is TradingState.ACTIVE:
             await self._set_trading_state(TradingState.REDUCING, f"reconciliation of {acct.name} failed: {result['error']}",
@@ -886,6 +918,41 @@ class Engine:
             self._notice("warning", f"reconciled {acct.name}: {len(result['adopted'])} adopted, "
                                     f"{len(result['settled'])} settled, {len(result['missing'])} not found at the venue")
         return result
+
+    async def ignore_order(self, order_id: str, reason: str) -> Order:
+        """Stop tracking an adopted external order without telling its venue: the desk leaves it
+        to whoever placed it. It leaves the live set (no margin hold, no reconciliation, its
+        venue reports are dropped) and stays ignored after a restart: the ``ignored_orders``
+        state is written in the same transaction as the ``order_ignored`` event, and the
+        order's projection keeps the venue's last word (it is still open there). A halt still
+        cancels it: the halt empties the venue of every open order, ignored or not."""
+        journal = self._journal()
+        if not reason or not reason.strip():
+            raise EngineError("ignoring an order needs a reason (it is journaled)")
+        order = self._get(order_id)
+        if order.id in self._ignored:
+            return order.model_copy()
+        if order.tag != "external":
+            raise EngineError(f"order {order.id} was placed by this desk: cancel it instead "
+                              "(only adopted external orders can be ignored)")
+        if not order.status.is_live:
+            raise EngineError(f"order {order.id} is {order.status.value}: only a live order can be ignored")
+        self._ignored[order.id] = reason.strip()
+        self._live.pop(order.id, None)
+        acct = self._accounts[order.account]
+        acct.reserved -= acct.holds.pop(order.id, ZERO)
+        _update(order, {"error": f"ignored: {reason.strip()}", "updated_at": self.clock.now(),
+                        "revision": order.revision + 1})
+        await journal.write("order_ignored", ts=self._ts(), order=order, data={"reason": reason.strip()},
+                            state={"ignored_orders": json.dumps(self._ignored)})
+        self._publish(OrderUpdated(order.model_copy(), "order_ignored"))
+        self._notice("info", f"ignoring {order.id} ({order.symbol} {order.side.value} {order.amount} on {order.account}): "
+                             f"{reason.strip()}")
+        return order.model_copy()
+
+    def ignored_orders(self) -> dict[str, str]:
+        """Order id -> reason, for every order ``ignore_order`` took out of tracking."""
+        return dict(self._ignored)
 
     def _adopt(self, acct: _Account, report: VenueReport) -> Order:
         """An order found at the venue that this journal never placed (another client, a lost journal)."""
@@ -978,6 +1045,37 @@ class Engine:
                     stop_price=take_profit, reduce_only=True, tag=f"take-profit for {entry.id}", account=entry.account)))
         return orders
 
+    # -- contingent orders (core/contingent.py) ----------------------------------------------------
+
+    async def place_bracket_order(self, symbol: str, side: str, amount: Decimal, entry: Decimal | None = None,
+                                  stop_loss: Decimal | None = None, take_profit: Decimal | None = None,
+                                  **kw: Any) -> Contingent:
+        """An entry (market, or limit at ``entry``) whose fills get reduce-only stop-loss and
+        take-profit legs sized to the filled amount; a fill of one leg cancels the other."""
+        return await self._contingent.place_bracket_order(symbol, side, amount, entry, stop_loss, take_profit, **kw)
+
+    async def place_oco_order(self, symbol: str, side: str, amount: Decimal, price: Decimal, stop_price: Decimal,
+                              **kw: Any) -> Contingent:
+        """A limit and a stop for one quantity (reduce-only by default): one fills, the other goes."""
+        return await self._contingent.place_oco_order(symbol, side, amount, price, stop_price, **kw)
+
+    async def place_oco(self, first: OrderRequest, second: OrderRequest) -> Contingent:
+        return await self._contingent.place_oco(first, second)
+
+    async def place_trailing_stop(self, symbol: str, side: str, amount: Decimal, **kw: Any) -> Order:
+        """A stop held in the core that trails the best price (trail_amount or trail_percent,
+        optional activation_price) and closes with a reduce-only market order."""
+        return await self._contingent.place_trailing_stop(symbol, side, amount, **kw)
+
+    async def update_stop_loss(self, symbol: str, price: Decimal, account: str | None = None) -> list[Order]:
+        return await self._contingent.update_protection("stop_loss", symbol, price, account)
+
+    async def update_take_profit(self, symbol: str, price: Decimal, account: str | None = None) -> list[Order]:
+        return await self._contingent.update_protection("take_profit", symbol, price, account)
+
+    def get_contingent(self, contingent_id: str) -> Contingent | None:
+        return self._contingent.get(contingent_id)
+
     # -- reading ----------------------------------------------------------------------------
 
     async def get_order_by_id(self, order_id: str) -> Order | None:
@@ -1020,6 +1118,8 @@ class Engine:
         for acct in self._accounts.values():
             updates = await acct.venue.poll()
             await self._apply_updates(acct, updates)
+            if self._contingent.active:
+                await self._contingent.on_prices(acct.name, updates.prices)  # trailing stops follow the prices
         for order in [o for o in self._live.values() if o.status is S.UNRESOLVED]:
             await self._settle(order)
 
@@ -1187,6 +1287,8 @@ class Engine:
                 self._publish(AccountChanged(self.account_status(account)))
         for account in touched:
             await self._run_breakers(self._accounts[account])
+        if self._contingent.active:  # last: brackets and OCO act on what is now durable (re-entry is queued)
+            await self._contingent.on_applied(applied)
 
     async def _apply_updates(self, acct: _Account, updates: VenueUpdates) -> None:
         applied = []
@@ -1195,6 +1297,8 @@ class Engine:
             if order is None:
                 self._notice("warning", f"{acct.venue.name} reported unknown order {report.client_order_id}; ignored")
                 continue
+            if order.id in self._ignored:
+                continue  # ignore_order: the venue may follow it until the next restart; the desk does not
             applied.append(self._absorb(order, report, "order_updated"))
         await self._commit(applied)
         if updates.prices:

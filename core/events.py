@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from core.algos_model import AlgoUpdated  # a parent order changed (execution algorithms)
 from core.models import AccountStatus, Fill, Order, Position, TradingState
 
 
@@ -55,4 +56,7 @@ class Notice:
     data: dict[str, object] = field(default_factory=dict)
 
 
-EngineEvent = OrderUpdated | FillReceived | PositionChanged | AccountChanged | PricesUpdated | TradingStateChanged | Notice
+EngineEvent = (
+    OrderUpdated | FillReceived | PositionChanged | AccountChanged | PricesUpdated | TradingStateChanged | Notice
+    | AlgoUpdated
+)

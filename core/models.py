@@ -353,3 +353,11 @@ class Market(BaseModel):
     max_amount: Dec | None = None
     min_notional: Dec = ZERO
     max_leverage: Dec = Decimal(20)
+    # Fee rates as fractions (0.001 = 0.1 %), where the venue reports them for the market.
+    maker_fee: Dec | None = None
+    taker_fee: Dec | None = None
+
+    def estimate_fee(self, notional: Decimal, *, maker: bool = False) -> Decimal | None:
+        """The fee an order of ``notional`` would pay at this market's rate; None if unknown."""
+        rate = self.maker_fee if maker else self.taker_fee
+        return None if rate is None else notional * rate

@@ -11,17 +11,22 @@ venue of this kind is created (it costs ~0.5 s).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from core.clock import Clock, SystemClock
-from core.errors import OrderNotFound, OrderRejected, VenueTimeout, VenueUnavailable
-from core.models import Balance, Liquidity, Market, Order, OrderStatus, OrderType, Side, TimeInForce
+from core.config import TrackingSettings
+from core.errors import OrderNotFound, OrderRejected, VenueError, VenueTimeout, VenueUnavailable
+from core.models import Balance, Market, Order, OrderStatus, OrderType, Side, TimeInForce
 from core.numbers import to_decimal
 from core.venues.base import Quote, VenueFill, VenueReport, VenueUpdates
+from core.venues.ccxt_parse import fill_from_trade, quote_from_ticker
+from core.venues.ccxt_tracker import CcxtTracker
+from core.venues.emulated_triggers import Held, TriggerBook, native_trigger_supported, released, would_trigger
 
 T = TypeVar("T")
 
@@ -68,6 +73,7 @@ class CcxtVenue:
         timeout_ms: int = 10_000,
         retry_deadline: float = 5.0,
         config: dict[str, Any] | None = None,
+        tracking: TrackingSettings | None = None,
     ) -> None:
         self.name = exchange_id
         self.account = account or exchange_id
@@ -84,8 +90,10 @@ class CcxtVenue:
         self._ex: Any = None
         self._ccxt: Any = None
         self._tracked: dict[str, Order] = {}
-        self._finished: set[str] = set()
         self._quotes: dict[str, Quote] = {}
+        self._held = TriggerBook()  # emulated stops and take-profits, not at the exchange yet
+        # streams, adaptive polling and market refresh; held triggers need prices too
+        self._tracker = CcxtTracker(self, tracking or TrackingSettings(), urgent_symbols=self._held.symbols)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -104,6 +112,8 @@ class CcxtVenue:
         if creds.api_key:
             config.update(apiKey=creds.api_key, secret=creds.secret or "", password=creds.password or "")
         ex = cls(config)
+        if options.get("fetchCurrencies") is False:
+            ex.has["fetchCurrencies"] = False  # some exchanges (OKX) consult only ``has`` for it
         if self._sandbox:
             ex.set_sandbox_mode(True)
         if self._api_url:
@@ -112,13 +122,29 @@ class CcxtVenue:
         self.has_cancel_all = bool(ex.has.get("cancelAllOrders"))
         await self._call(ex.load_markets)
         self.markets = {sym: self._market(m) for sym, m in ex.markets.items() if m.get("spot", True)}
+        await self._tracker.start(config)
+
+    async def reload_markets(self) -> None:
+        """Reload precision, limits and fees: exchanges change tick sizes and list symbols. The
+        dict is updated in place, so whoever holds ``markets`` sees the new values."""
+        await self._call(self._ex.load_markets, True, what="the markets")
+        fresh = {sym: self._market(m) for sym, m in self._ex.markets.items() if m.get("spot", True)}
+        self.markets.clear()
+        self.markets.update(fresh)
 
     async def close(self) -> None:
-        if self._ex is not None:
-            await self._ex.close()
+        # together: each ccxt instance waits out a grace period when it closes
+        await asyncio.gather(self._tracker.close(), *([self._ex.close()] if self._ex is not None else []))
 
     def restore(self, orders: Sequence[Order], prices: dict[str, Decimal]) -> None:
+        self._tracker.watch_prices(prices)  # the symbols of positions keep being marked
         for o in orders:
+            if self._held_before(o):
+                # not sent when the journal last heard of it, but maybe just before a crash:
+                # looked up by client order id before it may fire (or answer a lookup)
+                o.emulated = True
+                self._held.hold(o, verified=False)
+                continue
             if o.status.is_live:
                 self._tracked[o.client_order_id] = o
 
@@ -139,6 +165,7 @@ class CcxtVenue:
             max_amount=_dec(amount_limits.get("max")),
             min_notional=_dec(cost_limits.get("min")) or Decimal(0),
             max_leverage=_dec(leverage) or Decimal(1),
+            maker_fee=_dec(m.get("maker")), taker_fee=_dec(m.get("taker")),
         )
 
     # -- errors and retries ------------------------------------------------------------------------
@@ -212,7 +239,13 @@ class CcxtVenue:
         return kind, (float(order.price) if order.price is not None else None), params
 
     async def submit(self, order: Order) -> VenueReport:
-        kind, price, params = self._order_params(order)
+        if self._emulates(order):
+            return await self._hold(order)
+        return await self._send(order, order)
+
+    async def _send(self, order: Order, sent: Order) -> VenueReport:
+        """Place ``sent`` for ``order``: the order itself, or what an emulated trigger releases."""
+        kind, price, params = self._order_params(sent)
         self._tracked[order.client_order_id] = order  # before sending: a lost answer is still polled
         try:
             raw = await self._call(self._ex.create_order, order.symbol, kind, order.side.value, float(order.amount),
@@ -220,9 +253,96 @@ class CcxtVenue:
         except OrderRejected:
             self._tracked.pop(order.client_order_id, None)  # refused outright: nothing to follow
             raise
+        if raw.get("status") is None and raw.get("id"):
+            # the exchange answered with ids only (OKX): one lookup says whether it filled
+            with suppress(VenueError):
+                raw = await self._call(self._ex.fetch_order, str(raw["id"]), order.symbol, {},
+                                       what=f"the lookup of {order.id}")
         return await self._report(order, raw)
 
+    # -- emulated triggers (see core.venues.emulated_triggers) -------------------------------------
+
+    def _emulates(self, order: Order) -> bool:
+        return order.type.needs_trigger and not native_trigger_supported(self._ex.markets.get(order.symbol), order)
+
+    def _held_before(self, order: Order) -> bool:
+        """Whether a journaled live order is one this venue holds (or would have held, had the
+        submit's answer been journaled): emulated and never seen at the exchange."""
+        if order.venue_order_id is not None or not order.status.is_live:
+            return False
+        if order.emulated:
+            return order.status is not OrderStatus.TRIGGERED
+        return order.status in (OrderStatus.SUBMITTING, OrderStatus.UNRESOLVED) and self._emulates(order)
+
+    async def _hold(self, order: Order) -> VenueReport:
+        """Keep a trigger order the exchange cannot take: nothing is sent until the price reaches it."""
+        assert order.stop_price is not None
+        try:
+            quote = await self.fetch_quote(order.symbol)
+        except VenueUnavailable:
+            quote = self._quotes.get(order.symbol)  # a stale price beats refusing: the poll checks again
+        if quote is not None and would_trigger(order.type, order.side, order.stop_price, quote.last):
+            raise OrderRejected(f"{self.name}: the {order.type.value} trigger {order.stop_price} would fire at once "
+                                f"(last price {quote.last})")
+        order.emulated = True  # the engine's order: journaled with its acknowledgement, shown in the UI
+        self._held.hold(order)
+        return VenueReport(client_order_id=order.client_order_id, status=OrderStatus.OPEN, symbol=order.symbol)
+
+    def _held_answer(self, order: Order, status: OrderStatus) -> VenueReport:
+        return VenueReport(client_order_id=order.client_order_id, status=status, symbol=order.symbol,
+                           side=order.side.value, price=order.price)
+
+    async def _lookup_held(self, held: Held) -> VenueReport | None:
+        """An unverified held order (journaled before a restart) may have been sent just before
+        the crash: ask the exchange by client order id. Found, it is tracked from now on."""
+        order = held.order
+        try:
+            raw = await self._call(self._ex.fetch_order, "", order.symbol, {"clientOrderId": order.client_order_id},
+                                   what=f"the lookup of {order.id}")
+        except OrderNotFound:
+            held.verified = True
+            return None
+        self._held.pop(order.client_order_id)
+        self._tracked[order.client_order_id] = order
+        report = await self._report(order, raw)
+        if report.status is OrderStatus.OPEN:
+            report.status = OrderStatus.TRIGGERED
+        return report
+
+    async def _release_due(self, prices: dict[str, Decimal]) -> list[VenueReport]:
+        """Send the held orders whose trigger the polled prices reached, under their own client
+        order ids (journaled when they were placed), as market or limit orders."""
+        reports: list[VenueReport] = []
+        for held in self._held.due(prices):
+            order = held.order
+            if order.status is OrderStatus.CANCELLING:
+                continue  # its cancel is in flight, and local: it must not fire now
+            if not held.verified and (found := await self._lookup_held(held)) is not None:
+                reports.append(found)
+                continue
+            self._held.pop(order.client_order_id)
+            fired = self._held_answer(order, OrderStatus.TRIGGERED)
+            try:
+                report = await self._send(order, released(order))
+            except OrderRejected as exc:
+                reports += [fired, VenueReport(client_order_id=order.client_order_id, status=OrderStatus.REJECTED,
+                                               error=f"triggered at {prices[order.symbol]}, then refused: {exc}")]
+                continue
+            except VenueError:
+                reports.append(fired)  # it may have arrived: tracked, settled by client order id, never resent
+                continue
+            if report.status is OrderStatus.OPEN:
+                report.status = OrderStatus.TRIGGERED  # working at the exchange now
+                reports.append(report)
+            else:
+                reports += [fired, report]
+        return reports
+
     async def cancel(self, order: Order) -> VenueReport:
+        held = self._held.get(order.client_order_id)
+        if held is not None and (held.verified or await self._lookup_held(held) is None):
+            self._held.pop(order.client_order_id)  # never sent: the cancel is local
+            return self._held_answer(order, OrderStatus.CANCELLED)
         raw = await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol,
                                {"clientOrderId": order.client_order_id}, what=f"the cancel of {order.id}")
         report = await self._report(order, raw)
@@ -234,11 +354,15 @@ class CcxtVenue:
         raise OrderRejected(f"{self.name}: orders are modified by cancel-replace")
 
     async def cancel_all(self, symbol: str | None = None) -> list[VenueReport]:
+        reports = []
+        for held in self._held.of_symbol(symbol):  # held orders were never sent: cancelled here
+            if held.verified or await self._lookup_held(held) is None:
+                self._held.pop(held.order.client_order_id)
+                reports.append(self._held_answer(held.order, OrderStatus.CANCELLED))
         try:
             raws = await self._call(self._ex.cancel_all_orders, symbol, what=f"cancel-all {symbol or ''}".strip())
         except OrderNotFound:
-            return []  # nothing was open (Binance answers -2011)
-        reports = []
+            return reports  # nothing was open (Binance answers -2011)
         for raw in raws or []:
             # a cancel's own answer carries a new client id; the order's is origClientOrderId
             cid = (raw.get("info") or {}).get("origClientOrderId") or raw.get("clientOrderId")
@@ -251,6 +375,10 @@ class CcxtVenue:
         return reports
 
     async def fetch_order(self, order: Order) -> VenueReport | None:
+        held = self._held.get(order.client_order_id)
+        if held is not None:  # emulated, not triggered: the answer is ours
+            found = None if held.verified else await self._lookup_held(held)
+            return found or self._held_answer(order, OrderStatus.OPEN)
         try:
             raw = await self._call(self._ex.fetch_order, order.venue_order_id or "", order.symbol,
                                    {"clientOrderId": order.client_order_id}, what=f"the lookup of {order.id}")
@@ -275,38 +403,11 @@ class CcxtVenue:
         return {}  # spot: holdings are balances, not positions
 
     async def poll(self) -> VenueUpdates:
-        """One read of the open orders, a lookup only for tracked orders that left it, and the
-        last prices of their symbols (requests grow with what changed, not with what rests)."""
-        # Orders reported final last time are dropped only now, after the engine applied that
-        # report: a poll that fails half-way must not lose a fill it had already read.
-        for cid in self._finished:
-            self._tracked.pop(cid, None)
-        self._finished = set()
-        reports = []
-        open_now = {r.client_order_id: r for r in await self.fetch_open_orders()} if self._tracked else {}
-        for cid, order in list(self._tracked.items()):
-            seen = open_now.get(cid)
-            if seen is not None:
-                if seen.filled > order.filled:  # partly filled while resting: its trades
-                    seen.fills = await self._fills(order, seen)
-                    reports.append(seen)
-                continue
-            report = await self.fetch_order(order)
-            if report is None:
-                continue
-            reports.append(report)
-            if not report.status.is_live:
-                self._finished.add(cid)
-        prices: dict[str, Decimal] = {}
-        symbols = sorted({o.symbol for o in self._tracked.values()})
-        for sym in symbols:
-            try:
-                quote = await self.fetch_quote(sym)
-            except VenueUnavailable:  # stale prices for one tick beat losing the order reports
-                continue
-            if quote is not None:
-                prices[sym] = quote.last
-        return VenueUpdates(reports, prices)
+        """What changed since the last poll (``CcxtTracker``: websocket streams where the exchange
+        has them, adaptive polling otherwise), then the emulated triggers these prices reached."""
+        updates = await self._tracker.poll()
+        updates.reports += await self._release_due(updates.prices)
+        return updates
 
     def quote(self, symbol: str) -> Quote | None:
         return self._quotes.get(symbol)
@@ -314,11 +415,9 @@ class CcxtVenue:
     async def fetch_quote(self, symbol: str) -> Quote | None:
         """The ticker now (the engine asks when it must value an order and has no price yet)."""
         t = await self._call(self._ex.fetch_ticker, symbol, what=f"the {symbol} ticker")
-        last = _dec(t.get("last"))
-        if last is None:
-            return None
-        quote = Quote(symbol, _dec(t.get("bid")) or last, _dec(t.get("ask")) or last, last)
-        self._quotes[symbol] = quote
+        quote = quote_from_ticker(symbol, t)
+        if quote is not None:
+            self._quotes[symbol] = quote
         return quote
 
     # -- answers -----------------------------------------------------------------------------------
@@ -347,23 +446,8 @@ class CcxtVenue:
         if not trades and self._ex.has.get("fetchMyTrades"):
             trades = await self._call(self._ex.fetch_my_trades, order.symbol, None, None,
                                       {"orderId": report.venue_order_id}, what=f"the trades of {order.id}")
-        fills = []
-        for t in trades:
-            if report.venue_order_id and str(t.get("order")) not in (report.venue_order_id, "None"):
-                continue
-            fee = t.get("fee") or {}
-            # Exchanges number trades per symbol: the symbol makes the id unique per account. A
-            # trade without an id gets one from what identifies it.
-            tid = t.get("id")
-            if tid is None:
-                tid = f"{report.venue_order_id}-{t.get('timestamp')}-{t.get('amount')}-{t.get('price')}"
-            fills.append(VenueFill(
-                trade_id=f"{order.symbol}#{tid}", amount=to_decimal(t["amount"]), price=to_decimal(t["price"]),
-                fee=_dec(fee.get("cost")) or Decimal(0), fee_currency=str(fee.get("currency") or ""),
-                liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER,
-                timestamp=datetime.fromtimestamp(t["timestamp"] / 1000, UTC) if t.get("timestamp") else self.clock.now(),
-            ))
-        return fills
+        return [fill_from_trade(order.symbol, t, report.venue_order_id, self.clock) for t in trades
+                if not report.venue_order_id or str(t.get("order")) in (report.venue_order_id, "None")]
 
 
 def precision_step(exchange: Any, value: object) -> Decimal:

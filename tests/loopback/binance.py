@@ -11,9 +11,18 @@ trades and read balances against it:
 * a tiny matching engine: MARKET fills at the last price, crossing LIMITs fill at the last price
   (taker), resting LIMITs fill at their limit price (maker) when ``set_price`` crosses them;
   commission is charged in the quote asset; balances move with every fill;
+* trigger orders (STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT, with
+  ``stopPrice``): they rest not working (``isWorking: false``) until ``set_price`` reaches the
+  trigger (a stop-loss when the price moves against the side, a take-profit when in favour),
+  then work as a MARKET or a LIMIT order; one whose trigger is already reached is refused
+  ("Order would trigger immediately."). A market may list fewer types (``MarketSpec.order_types``),
+  and ccxt refuses the others client-side as it does on Binance;
 * fault dials: ``status_429_next_n``, ``status_5xx_next_n``, ``delay_seconds``,
   ``drop_next_response_after_accept`` and a clock skew ``time_offset_ms``;
 * ``requests[(method, path)]`` counts every request that reached the server.
+* websocket streams (``streams``, see ``BinanceStreams``; off until ``streams.enabled``): the
+  user data stream of the WebSocket API (``executionReport``) and ``<symbol>@ticker`` market
+  streams, for ccxt.pro's real ``binance`` class.
 
 Everything is ``Decimal`` internally and every decimal goes over the wire as a string with
 eight places, as Binance does.
@@ -48,7 +57,7 @@ from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 __all__ = [
     "CCXT_OPTIONS",
@@ -74,6 +83,8 @@ _CLIENT_ID_RANGE = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+TRIGGER_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+ALL_ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 
 #: ccxt options that keep ``load_markets`` to a single ``GET /api/v3/exchangeInfo``:
 #: no ``sapi/v1/capital/config/getall`` (fetchCurrencies), no margin pair lists (fetchMargins),
@@ -113,6 +124,7 @@ class MarketSpec:
     min_notional: Decimal
     max_notional: Decimal = D("9000000")
     status: str = "TRADING"
+    order_types: tuple[str, ...] = ALL_ORDER_TYPES
 
 
 DEFAULT_MARKETS: tuple[MarketSpec, ...] = (
@@ -141,9 +153,9 @@ class SpotOrder:
     order_id: int
     client_order_id: str
     side: str  # BUY | SELL
-    type: str  # LIMIT | LIMIT_MAKER | MARKET
+    type: str  # LIMIT | LIMIT_MAKER | MARKET | STOP_LOSS[_LIMIT] | TAKE_PROFIT[_LIMIT]
     time_in_force: str  # GTC | IOC | FOK
-    price: Decimal  # 0 for MARKET, as Binance reports it
+    price: Decimal  # 0 for MARKET (and STOP_LOSS / TAKE_PROFIT), as Binance reports it
     orig_qty: Decimal
     orig_quote_qty: Decimal
     time: int
@@ -154,10 +166,22 @@ class SpotOrder:
     lock_asset: str = ""
     lock_remaining: Decimal = D(0)
     trade_ids: list[int] = field(default_factory=list)
+    stop_price: Decimal = D(0)
+    working_time: int = -1  # -1 while a trigger order waits for its trigger
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_working(self) -> bool:
+        return self.working_time >= 0
+
+    def triggers_at(self, price: Decimal) -> bool:
+        """A stop-loss fires when the price moves against the side, a take-profit in favour."""
+        if self.type.startswith("STOP_LOSS"):
+            return price >= self.stop_price if self.side == "BUY" else price <= self.stop_price
+        return price <= self.stop_price if self.side == "BUY" else price >= self.stop_price
 
     @property
     def remaining(self) -> Decimal:
@@ -281,6 +305,7 @@ class LoopbackBinance:
         self._order_ids = itertools.count(1_000_001)
         self._trade_ids = itertools.count(500_001)
         self._stats = {s: {"open": p, "high": p, "low": p} for s, p in self.prices.items()}
+        self.streams = BinanceStreams(self)  # websocket streams, served once ``streams.enabled``
 
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -312,6 +337,8 @@ class LoopbackBinance:
             return self.base_url
         self._closing = asyncio.Event()
         app = web.Application()
+        app.router.add_get("/ws-api/v3", self.streams.user_data)
+        app.router.add_get("/ws/{stream}", self.streams.market)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -324,6 +351,7 @@ class LoopbackBinance:
 
     async def stop(self) -> None:
         self._closing.set()  # releases requests held by drop_next_response_after_accept
+        await self.streams.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -344,7 +372,9 @@ class LoopbackBinance:
         return self.prices[symbol]
 
     def set_price(self, symbol: str, price: Decimal | str | int) -> list[SpotTrade]:
-        """Move the last price; resting LIMITs it crosses fill in full at their limit price (maker).
+        """Move the last price; trigger orders it reaches start working (STOP_LOSS and
+        TAKE_PROFIT fill at once at the new price, the LIMIT variants fill there if they cross
+        it, as taker); resting LIMITs it crosses fill in full at their limit price (maker).
 
         A resting BUY is crossed when the price falls to or below its limit, a SELL when it rises
         to or above. Returns the trades made, oldest order first."""
@@ -355,11 +385,19 @@ class LoopbackBinance:
         stats = self._stats.setdefault(symbol, {"open": price, "high": price, "low": price})
         stats["high"], stats["low"] = max(stats["high"], price), min(stats["low"], price)
         made = []
-        for order in sorted(self.orders.values(), key=lambda o: o.order_id):
-            if order.symbol != symbol or not order.is_open:
+        mine = [o for o in sorted(self.orders.values(), key=lambda o: o.order_id) if o.symbol == symbol]
+        for order in mine:
+            if order.is_open and not order.is_working and order.triggers_at(price):
+                order.working_time = order.update_time = self.now_ms()
+                if order.price == 0 or (order.side == "BUY" and price <= order.price) or (
+                        order.side == "SELL" and price >= order.price):
+                    made.append(self._fill(order, order.remaining, price, maker=False))
+        for order in mine:
+            if not order.is_open or not order.is_working or order.price == 0:
                 continue
             if (order.side == "BUY" and price <= order.price) or (order.side == "SELL" and price >= order.price):
                 made.append(self._fill(order, order.remaining, order.price, maker=True))
+        self.streams.publish(symbol)
         return made
 
     def fill(self, order: int | str | SpotOrder, qty: Decimal | str | None = None,
@@ -369,10 +407,14 @@ class LoopbackBinance:
         o = order if isinstance(order, SpotOrder) else self.find_order(order)
         if o is None or not o.is_open:
             raise ValueError(f"no open order {order!r}")
+        if not o.is_working:
+            raise ValueError(f"order {o.order_id} waits for its trigger {o.stop_price}: move the price instead")
         q = o.remaining if qty is None else D(qty)
         if not D(0) < q <= o.remaining:
             raise ValueError(f"fill of {q} does not fit the {o.remaining} remaining")
-        return self._fill(o, q, o.price if price is None else D(price), maker=True)
+        trade = self._fill(o, q, o.price if price is None else D(price), maker=True)
+        self.streams.publish()
+        return trade
 
     def find_order(self, key: int | str) -> SpotOrder | None:
         """An order by its orderId (int or digits) or, failing that, its latest clientOrderId."""
@@ -438,6 +480,7 @@ class LoopbackBinance:
             payload = handler(params)
         except BinanceError as e:
             return self._error(e)
+        self.streams.publish()  # what the request changed, to the user data streams
 
         if (method, path) == ("POST", "/api/v3/order") and self.drop_next_response_after_accept:
             self.drop_next_response_after_accept = False
@@ -583,7 +626,7 @@ class LoopbackBinance:
             "baseCommissionPrecision": 8,
             "quoteCommissionPrecision": 8,
             # only what this server implements, so ccxt refuses anything else client-side
-            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+            "orderTypes": list(m.order_types),
             "icebergAllowed": False,
             "ocoAllowed": False,
             "otoAllowed": False,
@@ -673,8 +716,10 @@ class LoopbackBinance:
         otype = params.get("type")
         if not otype:
             raise _mandatory("type")
-        if otype not in ("LIMIT", "LIMIT_MAKER", "MARKET"):
+        if otype not in ALL_ORDER_TYPES:
             raise BinanceError(400, -1116, "Invalid orderType.")
+        if otype not in m.order_types:
+            raise BinanceError(400, -2010, "Order type not supported for this symbol.")
         cid = params.get("newClientOrderId") or "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
         if not _CLIENT_ID_RE.match(cid):
             raise _illegal("newClientOrderId", _CLIENT_ID_RANGE)
@@ -687,8 +732,24 @@ class LoopbackBinance:
         price = self._decimal(params, "price")
         tif = params.get("timeInForce")
         last = self.prices[m.symbol]
+        stop = self._decimal(params, "stopPrice")
+        if otype in TRIGGER_TYPES:
+            if stop is None:
+                raise _mandatory("stopPrice")
+            if stop < m.min_price or stop > m.max_price or stop % m.tick_size != 0:
+                raise _filter_failure("PRICE_FILTER")
+        elif stop is not None:
+            raise _not_required("stopPrice")
 
-        if otype == "MARKET":
+        if otype in ("STOP_LOSS", "TAKE_PROFIT"):
+            if price is not None:
+                raise _not_required("price")
+            if tif:
+                raise _not_required("timeInForce")
+            if qty is None:
+                raise _mandatory("quantity")
+            tif, exec_price = "GTC", stop
+        elif otype == "MARKET":
             if price is not None:
                 raise _not_required("price")
             if tif:
@@ -709,7 +770,7 @@ class LoopbackBinance:
                 raise _not_required("quoteOrderQty")
             if price is None:
                 raise _mandatory("price")
-            if otype == "LIMIT":
+            if otype in ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"):
                 if not tif:
                     raise _mandatory("timeInForce")
                 if tif not in ("GTC", "IOC", "FOK"):
@@ -730,7 +791,8 @@ class LoopbackBinance:
         if m.status != "TRADING":
             raise BinanceError(400, -1013, "Market is closed.")
         return {"market": m, "side": side, "type": otype, "cid": cid, "resp_type": resp_type, "qty": qty,
-                "quote_qty": quote_qty or D(0), "price": price or D(0), "tif": tif, "last": last}
+                "quote_qty": quote_qty or D(0), "price": price or D(0), "tif": tif, "last": last,
+                "stop": stop or D(0)}
 
     def _test_order(self, params: Params) -> dict[str, Any]:
         self._validate_new_order(params)
@@ -742,13 +804,19 @@ class LoopbackBinance:
         side, otype, qty, price, last = req["side"], req["type"], req["qty"], req["price"], req["last"]
         if any(o.client_order_id == req["cid"] for o in self.open_orders()):
             raise BinanceError(400, -2010, "Duplicate order sent.")
-        crosses = otype == "MARKET" or (side == "BUY" and price >= last) or (side == "SELL" and price <= last)
+        trigger = otype in TRIGGER_TYPES
+        crosses = not trigger and (
+            otype == "MARKET" or (side == "BUY" and price >= last) or (side == "SELL" and price <= last))
         if otype == "LIMIT_MAKER" and crosses:
             raise BinanceError(400, -2010, "Order would immediately match and take.")
+        probe = SpotOrder(symbol=m.symbol, order_id=0, client_order_id="", side=side, type=otype, time_in_force="",
+                          price=price, orig_qty=qty, orig_quote_qty=D(0), time=0, stop_price=req["stop"])
+        if trigger and probe.triggers_at(last):
+            raise BinanceError(400, -2010, "Order would trigger immediately.")
 
         # funds: a BUY locks its worst-case cost plus commission in the quote asset, a SELL its base
         if side == "BUY":
-            worst = (last if otype == "MARKET" else price) * qty
+            worst = (last if otype == "MARKET" else price or req["stop"]) * qty
             lock_asset = m.quote
             lock = worst + (worst * max(self.taker_fee, self.maker_fee)).quantize(_EIGHT, rounding=ROUND_UP)
         else:
@@ -761,14 +829,15 @@ class LoopbackBinance:
         order = SpotOrder(symbol=m.symbol, order_id=next(self._order_ids), client_order_id=req["cid"], side=side,
                           type=otype, time_in_force=req["tif"], price=price, orig_qty=qty,
                           orig_quote_qty=req["quote_qty"], time=now, update_time=now,
-                          lock_asset=lock_asset, lock_remaining=lock)
+                          lock_asset=lock_asset, lock_remaining=lock, stop_price=req["stop"],
+                          working_time=-1 if trigger else now)
         wallet.free -= lock
         wallet.locked += lock
         self.orders[order.order_id] = order
         fills: list[SpotTrade] = []
         if crosses:
             fills.append(self._fill(order, qty, last, maker=False))
-        elif order.time_in_force in ("IOC", "FOK"):
+        elif order.time_in_force in ("IOC", "FOK") and not trigger:
             order.status = "EXPIRED"
             self._release(order)
         return self._order_ack(order, req["resp_type"], fills, now)
@@ -946,9 +1015,11 @@ class LoopbackBinance:
             "timeInForce": o.time_in_force,
             "type": o.type,
             "side": o.side,
-            "workingTime": o.time,
+            "workingTime": o.working_time,
             "selfTradePreventionMode": "EXPIRE_MAKER",
         })
+        if o.type in TRIGGER_TYPES:
+            ack["stopPrice"] = fmt(o.stop_price)
         if resp_type == "FULL":
             ack["fills"] = [{"price": fmt(t.price), "qty": fmt(t.qty), "commission": fmt(t.commission),
                              "commissionAsset": t.commission_asset, "tradeId": t.id} for t in fills]
@@ -969,12 +1040,12 @@ class LoopbackBinance:
             "timeInForce": o.time_in_force,
             "type": o.type,
             "side": o.side,
-            "stopPrice": fmt(D(0)),
+            "stopPrice": fmt(o.stop_price),
             "icebergQty": fmt(D(0)),
             "time": o.time,
             "updateTime": o.update_time,
-            "isWorking": True,
-            "workingTime": o.time,
+            "isWorking": o.is_working,
+            "workingTime": o.working_time,
             "origQuoteOrderQty": fmt(o.orig_quote_qty),
             "selfTradePreventionMode": "EXPIRE_MAKER",
         }
@@ -996,6 +1067,219 @@ class LoopbackBinance:
             "isMaker": t.is_maker,
             "isBestMatch": True,
         }
+
+
+# -- websocket streams ------------------------------------------------------------------------------
+
+
+class BinanceStreams:
+    """Binance's websocket streams for one ``LoopbackBinance``, off unless ``enabled``.
+
+    * ``/ws-api/v3``: the WebSocket API; ``userDataStream.subscribe.signature`` (HMAC-signed
+      ``apiKey`` + ``timestamp``, what ccxt.pro sends for spot) subscribes the connection to the
+      account's ``executionReport`` events, each wrapped as ``{"subscriptionId", "event"}``.
+    * ``/ws/{n}``: market streams; ``SUBSCRIBE`` to ``<symbol>@ticker`` (``@miniTicker``) pushes a
+      ``24hrTicker`` (``24hrMiniTicker``) at once and after every price change.
+
+    Events come from comparing the order book with what each subscriber was last told, after
+    every REST request and every test-side ``set_price``/``fill``: a NEW event for each new
+    order, a TRADE event per trade (with its cumulative quantity), then CANCELED/EXPIRED.
+
+    Dials: ``refuse`` answers new connections with 503; ``await drop()`` closes every open
+    one (the client sees the stream die). ``connections`` counts accepted connections by kind.
+    """
+
+    def __init__(self, server: LoopbackBinance) -> None:
+        self.server = server
+        self.enabled = False
+        self.refuse = False
+        self.connections: Counter[str] = Counter()
+        self._open: set[web.WebSocketResponse] = set()
+        self._users: dict[web.WebSocketResponse, _Subscriber] = {}
+        self._tickers: dict[web.WebSocketResponse, _Subscriber] = {}
+        self._subscription_ids = itertools.count(0)
+        self.user_subscriptions = 0  # accepted userDataStream subscriptions, ever
+        self._subscribed = asyncio.Event()
+
+    async def wait_subscribed(self, count: int) -> None:
+        """Until ``count`` user data subscriptions have been accepted (a client reconnected)."""
+        while self.user_subscriptions < count:
+            self._subscribed.clear()
+            await self._subscribed.wait()
+
+    async def drop(self) -> None:
+        for ws in list(self._open):
+            await ws.close(code=1001, message=b"going away")
+
+    async def close(self) -> None:
+        await self.drop()
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    async def user_data(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "user", self._on_api_request)
+
+    async def market(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "market", self._on_market_request)
+
+    async def _serve(self, request: web.Request, kind: str,
+                     on_request: Callable[[_Subscriber, dict[str, Any]], None]) -> web.StreamResponse:
+        if not self.enabled:
+            return web.Response(status=404, text="404 Not Found", content_type="text/plain")
+        if self.refuse:
+            return web.Response(status=503, text="503 Service Unavailable", content_type="text/plain")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections[kind] += 1
+        sub = _Subscriber(ws)
+        self._open.add(ws)
+        writer = asyncio.get_running_loop().create_task(sub.write())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    try:
+                        on_request(sub, json.loads(msg.data))
+                    except (ValueError, AttributeError):
+                        sub.send({"error": {"code": -1100, "msg": "malformed request"}})
+        finally:
+            self._open.discard(ws)
+            self._users.pop(ws, None)
+            self._tickers.pop(ws, None)
+            writer.cancel()
+        return ws
+
+    def _on_api_request(self, sub: _Subscriber, req: dict[str, Any]) -> None:
+        rid, method, params = req.get("id"), req.get("method"), dict(req.get("params") or {})
+        if method != "userDataStream.subscribe.signature":
+            sub.send({"id": rid, "status": 400, "error": {"code": -1100, "msg": f"unknown method {method!r}"}})
+            return
+        error = self._check_signature(params)
+        if error is not None:
+            sub.send({"id": rid, "status": error.status, "error": {"code": error.code, "msg": error.msg}})
+            return
+        sub.seen = self._state()  # events from now on
+        self._users[sub.ws] = sub
+        sub.send({"id": rid, "status": 200, "result": {"subscriptionId": next(self._subscription_ids)}})
+        self.user_subscriptions += 1
+        self._subscribed.set()
+
+    def _check_signature(self, params: dict[str, Any]) -> BinanceError | None:
+        if params.get("apiKey") != self.server.api_key:
+            return BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signature = str(params.pop("signature", ""))
+        payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        if not hmac.compare_digest(binance_signature(self.server.api_secret, payload), signature.lower()):
+            return BinanceError(400, -1022, "Signature for this request is not valid.")
+        return None
+
+    def _on_market_request(self, sub: _Subscriber, req: dict[str, Any]) -> None:
+        if req.get("method") != "SUBSCRIBE":
+            sub.send({"id": req.get("id"), "error": {"code": 2, "msg": "Invalid request: unknown method"}})
+            return
+        streams = [str(s) for s in req.get("params") or []]
+        sub.streams.update(streams)
+        self._tickers[sub.ws] = sub
+        sub.send({"result": None, "id": req.get("id")})
+        for spec in self.server.markets.values():
+            for channel in _TICKER_CHANNELS:
+                if f"{spec.symbol.lower()}@{channel}" in streams:
+                    sub.send(self._ticker_event(spec.symbol, channel))
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def publish(self, symbol: str | None = None) -> None:
+        """Tell every subscriber what changed: order events, and the ticker of ``symbol``."""
+        if not self.enabled:
+            return
+        if self._users:
+            now = self._state()
+            for sub in self._users.values():
+                for event in self._events(sub.seen, now):
+                    sub.send({"subscriptionId": 0, "event": event})
+                sub.seen = now
+        if symbol is not None:
+            for channel in _TICKER_CHANNELS:
+                stream = f"{symbol.lower()}@{channel}"
+                for sub in self._tickers.values():
+                    if stream in sub.streams:
+                        sub.send(self._ticker_event(symbol, channel))
+
+    def _state(self) -> dict[int, tuple[str, int]]:
+        return {o.order_id: (o.status, len(o.trade_ids)) for o in self.server.orders.values()}
+
+    def _events(self, before: dict[int, tuple[str, int]], now: dict[int, tuple[str, int]]) -> list[dict[str, Any]]:
+        trades = {t.id: t for t in self.server.trades}
+        events = []
+        for oid, (status, n_trades) in sorted(now.items()):
+            was_status, was_trades = before.get(oid, ("", 0))
+            if (status, n_trades) == (was_status, was_trades):
+                continue
+            o = self.server.orders[oid]
+            if oid not in before:
+                events.append(self._report(o, "NEW", "NEW", D(0), None))
+            cum = sum((trades[t].qty for t in o.trade_ids[:was_trades]), D(0))
+            for tid in o.trade_ids[was_trades:]:
+                t = trades[tid]
+                cum += t.qty
+                events.append(self._report(o, "TRADE", "FILLED" if cum == o.orig_qty else "PARTIALLY_FILLED", cum, t))
+            if status in ("CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"):
+                events.append(self._report(o, status, status, o.executed_qty, None))
+        return events
+
+    def _report(self, o: SpotOrder, execution: str, status: str, cum: Decimal, t: SpotTrade | None) -> dict[str, Any]:
+        now = self.server.now_ms()
+        cancel = execution == "CANCELED"
+        return {
+            "e": "executionReport", "E": now, "s": o.symbol,
+            # a cancel carries the cancel request's own id in "c" and the order's in "C"
+            "c": "".join(secrets.choice(_ID_ALPHABET) for _ in range(22)) if cancel else o.client_order_id,
+            "S": o.side, "o": o.type, "f": o.time_in_force, "q": fmt(o.orig_qty), "p": fmt(o.price),
+            "P": fmt(getattr(o, "stop_price", None) or D(0)), "F": fmt(D(0)), "g": -1,
+            "C": o.client_order_id if cancel else "", "x": execution, "X": status, "r": "NONE", "i": o.order_id,
+            "l": fmt(t.qty if t else D(0)), "z": fmt(cum), "L": fmt(t.price if t else D(0)),
+            "n": fmt(t.commission) if t else "0", "N": t.commission_asset if t else None,
+            "T": t.time if t else now, "t": t.id if t else -1, "I": 0, "w": status in OPEN_STATUSES,
+            "m": t.is_maker if t else False, "M": False, "O": o.time, "Z": fmt(o.cum_quote_qty),
+            "Y": fmt(t.quote_qty if t else D(0)), "Q": fmt(o.orig_quote_qty), "W": o.time, "V": "EXPIRE_MAKER",
+        }
+
+    def _ticker_event(self, symbol: str, channel: str) -> dict[str, Any]:
+        row = self.server._ticker_24hr({"symbol": symbol})
+        if channel == "miniTicker":  # what ccxt.pro's watch_ticker subscribes to by default
+            return {"e": "24hrMiniTicker", "E": self.server.now_ms(), "s": symbol, "c": row["lastPrice"],
+                    "o": row["openPrice"], "h": row["highPrice"], "l": row["lowPrice"], "v": row["volume"],
+                    "q": row["quoteVolume"]}
+        return {
+            "e": "24hrTicker", "E": self.server.now_ms(), "s": symbol, "p": row["priceChange"],
+            "P": row["priceChangePercent"], "w": row["weightedAvgPrice"], "x": row["prevClosePrice"],
+            "c": row["lastPrice"], "Q": row["lastQty"], "b": row["bidPrice"], "B": row["bidQty"],
+            "a": row["askPrice"], "A": row["askQty"], "o": row["openPrice"], "h": row["highPrice"],
+            "l": row["lowPrice"], "v": row["volume"], "q": row["quoteVolume"], "O": row["openTime"],
+            "C": row["closeTime"], "F": row["firstId"], "L": row["lastId"], "n": row["count"],
+        }
+
+
+_TICKER_CHANNELS = ("ticker", "miniTicker")
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    """One websocket connection: messages leave in order through its queue."""
+
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    seen: dict[int, tuple[str, int]] = field(default_factory=dict)
+    streams: set[str] = field(default_factory=set)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.queue.put_nowait(message)
+
+    async def write(self) -> None:
+        while True:
+            message = await self.queue.get()
+            if self.ws.closed:
+                return
+            await self.ws.send_str(json.dumps(message))
 
 
 # -- ccxt wiring ------------------------------------------------------------------------------------

@@ -1,0 +1,707 @@
+"""A loopback OKX v5 REST server (spot, cash trading) for tests.
+
+``LoopbackOkx`` is an ``aiohttp.web`` server started in-process on ``127.0.0.1`` (port 0) that
+speaks enough of OKX's v5 REST API (``/api/v5``) for ccxt's *real* ``ccxt.async_support.okx``
+class to load spot markets, trade, cancel, look orders up (by ``ordId`` or ``clOrdId``), read
+fills and balances against it:
+
+* ``public/instruments`` (SPOT), ``public/time``, ``market/ticker(s)``;
+* ``trade/order`` (POST place, GET details), ``trade/batch-orders`` (ccxt's default for
+  placing), ``trade/cancel-order``, ``trade/cancel-batch-orders``, ``trade/orders-pending``,
+  ``trade/fills`` and ``trade/fills-history``, ``account/balance``;
+* OKX's signature checked the way OKX checks it: ``OK-ACCESS-SIGN`` is the base64 HMAC-SHA256
+  of ``timestamp + method + requestPath (+ ?query for GET) + body`` with the secret, next to
+  ``OK-ACCESS-KEY``, ``OK-ACCESS-PASSPHRASE`` and an ISO ``OK-ACCESS-TIMESTAMP`` within 30 s;
+* OKX's envelopes: ``{"code": "0", "msg": "", "data": [...]}``; a refused order is HTTP 200 with
+  ``code "1"`` and the reason in ``data[0].sCode / sMsg``;
+* a small matching engine: market orders fill at the last price (taker), crossing limits fill
+  at the last price (taker), resting limits fill at their price (maker) when ``set_price``
+  crosses them. As on OKX spot, a buy pays its fee in the base currency and a sell in the
+  quote currency; fees are negative numbers on the wire (``"fee": "-0.5"``);
+* the fault dials of the Binance loopback: ``status_429_next_n``, ``status_5xx_next_n``,
+  ``delay_seconds`` and ``drop_next_response_after_accept`` (with ``drop_mode``).
+
+Everything is ``Decimal`` internally and goes over the wire as a plain decimal string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+__all__ = [
+    "CCXT_OPTIONS",
+    "LoopbackOkx",
+    "OkxError",
+    "OkxInstrument",
+    "make_ccxt_okx",
+    "okx_signature",
+]
+
+D = Decimal
+_FEE_PLACES = D("1e-12")
+_CLORDID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_OPEN = frozenset({"live", "partially_filled"})
+
+#: ccxt options that keep ``load_markets`` to one ``GET /api/v5/public/instruments?instType=SPOT``
+#: (pair them with ``has['fetchCurrencies'] = False``, which :func:`make_ccxt_okx` sets).
+CCXT_OPTIONS: dict[str, Any] = {
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchCurrencies": False,
+    "adjustForTimeDifference": False,
+}
+
+
+def fmt(value: Decimal) -> str:
+    """OKX's wire format: a plain decimal string without exponent or trailing zeros."""
+    if value == 0:
+        return "0"
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def okx_signature(secret: str, prehash: str) -> str:
+    """Base64 of the HMAC-SHA256 of ``timestamp + METHOD + requestPath + body``."""
+    return base64.b64encode(hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest()).decode()
+
+
+# -- model ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OkxInstrument:
+    inst_id: str
+    base: str
+    quote: str
+    tick_sz: Decimal
+    lot_sz: Decimal
+    min_sz: Decimal
+    max_lmt_sz: Decimal = D("1000000")
+    max_mkt_sz: Decimal = D("1000000")
+    state: str = "live"
+
+
+DEFAULT_INSTRUMENTS: tuple[OkxInstrument, ...] = (
+    OkxInstrument("BTC-USDT", "BTC", "USDT", tick_sz=D("0.1"), lot_sz=D("0.00001"), min_sz=D("0.00001")),
+    OkxInstrument("ETH-USDT", "ETH", "USDT", tick_sz=D("0.01"), lot_sz=D("0.0001"), min_sz=D("0.001")),
+)
+DEFAULT_PRICES: dict[str, Decimal] = {"BTC-USDT": D("50000"), "ETH-USDT": D("3000")}
+DEFAULT_BALANCES: dict[str, Decimal] = {"USDT": D("1000000"), "BTC": D("10"), "ETH": D("100")}
+
+
+@dataclass
+class Wallet:
+    avail: Decimal = D(0)
+    frozen: Decimal = D(0)
+
+    @property
+    def total(self) -> Decimal:
+        return self.avail + self.frozen
+
+
+@dataclass
+class OkxOrder:
+    inst_id: str
+    ord_id: str
+    cl_ord_id: str
+    side: str  # buy | sell
+    ord_type: str  # market | limit | post_only | ioc | fok
+    px: Decimal | None
+    sz: Decimal
+    c_time: int
+    state: str = "live"
+    acc_fill_sz: Decimal = D(0)
+    fill_notional: Decimal = D(0)
+    fee: Decimal = D(0)  # negative: a charge
+    fee_ccy: str = ""
+    u_time: int = 0
+    lock_ccy: str = ""
+    lock_remaining: Decimal = D(0)
+    cancel_source: str = ""
+    last_trade: OkxTrade | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in _OPEN
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.sz - self.acc_fill_sz
+
+
+@dataclass
+class OkxTrade:
+    trade_id: str
+    inst_id: str
+    ord_id: str
+    cl_ord_id: str
+    side: str
+    px: Decimal
+    sz: Decimal
+    fee: Decimal  # negative: a charge
+    fee_ccy: str
+    maker: bool
+    ts: int
+    bill_id: str = ""
+
+
+class OkxError(Exception):
+    """An error answer: ``code`` in the envelope; for order operations also ``sCode``/``sMsg``."""
+
+    def __init__(self, code: str, msg: str, *, status: int = 200, s_code: str | None = None) -> None:
+        super().__init__(f"{status} {code} {msg}")
+        self.status = status
+        self.code = code
+        self.msg = msg
+        self.s_code = s_code
+
+
+def _order_failed(s_code: str, msg: str) -> OkxError:
+    """OKX's shape for a refused order: HTTP 200, code "1", the reason in data[0]."""
+    return OkxError("1", msg, s_code=s_code)
+
+
+Params = dict[str, Any]
+Handler = Callable[[Params], list[dict[str, Any]]]
+
+
+# -- server -----------------------------------------------------------------------------------------
+
+
+class LoopbackOkx:
+    """OKX v5 spot REST on 127.0.0.1, in-process. See the module docstring.
+
+    Fault dials (plain attributes, set them at any time), applied after the request is counted:
+
+    * ``status_429_next_n``: HTTP 429 ``{"code": "50011", "msg": "Too Many Requests"}``.
+    * ``status_5xx_next_n``: ``status_5xx_code`` (503) with a plain-text body.
+    * ``delay_seconds``: every request waits this long first.
+    * ``drop_next_response_after_accept``: the next accepted place-order request is booked (and
+      matched) but its answer never comes (``drop_mode`` "hang" or "reset").
+    * ``time_offset_ms``: the server clock's offset from the local clock (for ``50102``).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "loopback-okx-key",
+        api_secret: str = "loopback-okx-secret",
+        passphrase: str = "loopback-passphrase",
+        instruments: Iterable[OkxInstrument] = DEFAULT_INSTRUMENTS,
+        prices: dict[str, Decimal] | None = None,
+        balances: dict[str, Decimal] | None = None,
+        taker_fee: Decimal = D("0.001"),
+        maker_fee: Decimal = D("0.0008"),
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.passphrase = passphrase
+        self.instruments: dict[str, OkxInstrument] = {i.inst_id: i for i in instruments}
+        self.prices: dict[str, Decimal] = dict(DEFAULT_PRICES if prices is None else prices)
+        start = DEFAULT_BALANCES if balances is None else balances
+        self.wallets: dict[str, Wallet] = {c: Wallet(avail=D(v)) for c, v in start.items()}
+        self.taker_fee = taker_fee
+        self.maker_fee = maker_fee
+        self.host = host
+
+        self.status_429_next_n = 0
+        self.status_5xx_next_n = 0
+        self.status_5xx_code = 503
+        self.delay_seconds = 0.0
+        self.drop_next_response_after_accept = False
+        self.drop_mode = "hang"  # "hang" (client times out) | "reset" (connection aborted)
+        self.drop_hold_seconds = 5.0
+        self.time_offset_ms = 0
+
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.request_log: list[tuple[str, str, Any]] = []
+
+        self.orders: dict[str, OkxOrder] = {}
+        self.trades: list[OkxTrade] = []
+        self._ord_ids = itertools.count(600_000_000_001)
+        self._trade_ids = itertools.count(300_001)
+        self._bill_ids = itertools.count(900_000_001)
+
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self.base_url = ""
+        p = "/api/v5/"
+        self._routes: dict[tuple[str, str], tuple[Handler, bool]] = {
+            ("GET", p + "public/time"): (self._time, False),
+            ("GET", p + "public/instruments"): (self._instruments, False),
+            ("GET", p + "market/ticker"): (self._ticker, False),
+            ("GET", p + "market/tickers"): (self._tickers, False),
+            ("POST", p + "trade/order"): (self._place_one, True),
+            ("POST", p + "trade/batch-orders"): (self._place_batch, True),
+            ("GET", p + "trade/order"): (self._order_details, True),
+            ("POST", p + "trade/cancel-order"): (self._cancel_one, True),
+            ("POST", p + "trade/cancel-batch-orders"): (self._cancel_batch, True),
+            ("GET", p + "trade/orders-pending"): (self._orders_pending, True),
+            ("GET", p + "trade/fills"): (self._fills, True),
+            ("GET", p + "trade/fills-history"): (self._fills, True),
+            ("GET", p + "account/balance"): (self._balance, True),
+        }
+        self._placing = {p + "trade/order", p + "trade/batch-orders"}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        if self._runner is not None:
+            return self.base_url
+        self._closing = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, 0)
+        await site.start()
+        self._runner = runner
+        self.base_url = f"http://{self.host}:{runner.addresses[0][1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> LoopbackOkx:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- test-side controls -----------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.time_offset_ms
+
+    def wallet(self, ccy: str) -> Wallet:
+        return self.wallets.setdefault(ccy, Wallet())
+
+    def count(self, method: str, path: str) -> int:
+        return self.requests[(method.upper(), path)]
+
+    def open_orders(self, inst_id: str | None = None) -> list[OkxOrder]:
+        return [o for o in self.orders.values() if o.is_open and (inst_id is None or o.inst_id == inst_id)]
+
+    def order_by_client_id(self, cl_ord_id: str) -> OkxOrder | None:
+        found = [o for o in self.orders.values() if o.cl_ord_id == cl_ord_id]
+        return found[-1] if found else None
+
+    def set_price(self, inst_id: str, price: Decimal | str | int) -> list[OkxTrade]:
+        """Move the last price; resting limits it crosses fill in full at their price (maker)."""
+        price = D(price)
+        if inst_id not in self.instruments:
+            raise KeyError(f"no instrument {inst_id!r}")
+        self.prices[inst_id] = price
+        made = []
+        for o in list(self.orders.values()):
+            if o.inst_id == inst_id and o.is_open and o.px is not None and (
+                    (o.side == "buy" and price <= o.px) or (o.side == "sell" and price >= o.px)):
+                made.append(self._fill(o, o.remaining, o.px, maker=True))
+        return made
+
+    def fill(self, order: OkxOrder, sz: Decimal | str | None = None) -> OkxTrade:
+        """Fill a resting order as maker at its price: ``sz`` (default: all that remains)."""
+        if not order.is_open or order.px is None:
+            raise ValueError(f"order {order.ord_id} is not resting")
+        qty = order.remaining if sz is None else D(sz)
+        if not D(0) < qty <= order.remaining:
+            raise ValueError(f"fill of {qty} does not fit the {order.remaining} remaining")
+        return self._fill(order, qty, order.px, maker=True)
+
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        method, path = request.method.upper(), request.path
+        self.requests[(method, path)] += 1
+        body = await request.text() if request.body_exists else ""
+        self.request_log.append((method, path, body or request.query_string))
+        if self.status_429_next_n > 0:
+            self.status_429_next_n -= 1
+            return web.json_response({"msg": "Too Many Requests", "code": "50011"}, status=429)
+        if self.status_5xx_next_n > 0:
+            self.status_5xx_next_n -= 1
+            return web.Response(status=self.status_5xx_code, text=f"{self.status_5xx_code} Service Unavailable",
+                                content_type="text/plain")
+        if self.delay_seconds > 0:
+            await self._hold(self.delay_seconds)
+        route = self._routes.get((method, path))
+        if route is None:
+            return web.json_response({"msg": "Not Found", "code": "404"}, status=404)
+        handler, signed = route
+        try:
+            if signed:
+                self._authenticate(request, method, body)
+            params: Any = dict(parse_qsl(request.query_string, keep_blank_values=True))
+            if method == "POST":
+                try:
+                    params = json.loads(body) if body else {}
+                except ValueError:
+                    raise OkxError("50002", "Json data format error", status=400) from None
+            data = handler(params)
+        except OkxError as e:
+            return self._error(e)
+        if path in self._placing and self.drop_next_response_after_accept:
+            self.drop_next_response_after_accept = False
+            if self.drop_mode == "reset":
+                if request.transport is not None:
+                    request.transport.abort()
+            else:
+                await self._hold(self.drop_hold_seconds)
+                if request.transport is not None:
+                    request.transport.close()
+            return web.Response(status=500, text="dropped")
+        now = str(self.now_ms() * 1000)
+        return web.json_response({"code": "0", "msg": "", "data": data, "inTime": now, "outTime": now})
+
+    async def _hold(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    @staticmethod
+    def _error(e: OkxError) -> web.Response:
+        data: list[dict[str, str]] = []
+        if e.s_code is not None:
+            data = [{"clOrdId": "", "ordId": "", "sCode": e.s_code, "sMsg": e.msg, "tag": "", "ts": ""}]
+            return web.json_response({"code": e.code, "msg": "All operations failed", "data": data}, status=e.status)
+        return web.json_response({"code": e.code, "msg": e.msg, "data": data}, status=e.status)
+
+    def _authenticate(self, request: web.Request, method: str, body: str) -> None:
+        h = request.headers
+        key, sign, ts, phrase = (h.get(k) for k in ("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-TIMESTAMP",
+                                                     "OK-ACCESS-PASSPHRASE"))
+        if not key:
+            raise OkxError("50103", 'Request header "OK-ACCESS-KEY" cannot be empty.', status=401)
+        if not phrase:
+            raise OkxError("50104", 'Request header "OK-ACCESS-PASSPHRASE" cannot be empty.', status=401)
+        if not sign:
+            raise OkxError("50106", 'Request header "OK-ACCESS-SIGN" cannot be empty.', status=401)
+        if not ts:
+            raise OkxError("50107", 'Request header "OK-ACCESS-TIMESTAMP" cannot be empty.', status=401)
+        if key != self.api_key:
+            raise OkxError("50111", "Invalid OK-ACCESS-KEY.", status=401)
+        try:
+            sent_ms = int(datetime.fromisoformat(ts).timestamp() * 1000)
+        except ValueError:
+            raise OkxError("50112", "Invalid OK-ACCESS-TIMESTAMP.", status=401) from None
+        if abs(self.now_ms() - sent_ms) > 30_000:
+            raise OkxError("50102", "Timestamp request expired.", status=401)
+        if phrase != self.passphrase:
+            raise OkxError("50105", 'Request header "OK-ACCESS-PASSPHRASE" incorrect.', status=401)
+        # requestPath keeps the query exactly as sent (GET); a POST signs its body instead
+        prehash = ts + method + request.raw_path + (body if method != "GET" else "")
+        if not hmac.compare_digest(okx_signature(self.api_secret, prehash), sign):
+            raise OkxError("50113", "Invalid Sign", status=401)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _instrument(self, inst_id: str | None) -> OkxInstrument:
+        if not inst_id:
+            raise OkxError("50014", "Parameter instId can not be empty.", status=400)
+        inst = self.instruments.get(inst_id)
+        if inst is None:
+            raise OkxError("51001", "Instrument ID does not exist.")
+        return inst
+
+    @staticmethod
+    def _decimal(params: Params, name: str) -> Decimal | None:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = D(str(raw))
+        except ArithmeticError:
+            raise _order_failed("51000", f"Parameter {name} error") from None
+        if not value.is_finite() or value <= 0:
+            raise _order_failed("51000", f"Parameter {name} error")
+        return value
+
+    def _find(self, params: Params) -> OkxOrder | None:
+        inst = self._instrument(params.get("instId"))
+        ord_id, cl = params.get("ordId"), params.get("clOrdId")
+        if not ord_id and not cl:
+            raise OkxError("51000", "Parameter ordId or clOrdId error")
+        if ord_id:
+            found = self.orders.get(str(ord_id))
+        else:
+            found = self.order_by_client_id(str(cl))
+        return found if found is not None and found.inst_id == inst.inst_id else None
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def _time(self, params: Params) -> list[dict[str, Any]]:
+        return [{"ts": str(self.now_ms())}]
+
+    def _instruments(self, params: Params) -> list[dict[str, Any]]:
+        if params.get("instType") != "SPOT":
+            return []  # only spot is listed here
+        return [{
+            "instType": "SPOT", "instId": i.inst_id, "uly": "", "instFamily": "", "category": "1",
+            "baseCcy": i.base, "quoteCcy": i.quote, "settleCcy": "", "ctVal": "", "ctMult": "", "ctValCcy": "",
+            "optType": "", "stk": "", "listTime": "1606468572000", "expTime": "", "lever": "",
+            "tickSz": fmt(i.tick_sz), "lotSz": fmt(i.lot_sz), "minSz": fmt(i.min_sz), "ctType": "", "alias": "",
+            "state": i.state, "maxLmtSz": fmt(i.max_lmt_sz), "maxMktSz": fmt(i.max_mkt_sz),
+            "maxTwapSz": "", "maxIcebergSz": "", "maxTriggerSz": "", "maxStopSz": "",
+        } for i in self.instruments.values() if params.get("instId") in (None, i.inst_id)]
+
+    def _ticker_row(self, inst: OkxInstrument) -> dict[str, Any]:
+        last = fmt(self.prices[inst.inst_id])
+        vol = sum((t.sz for t in self.trades if t.inst_id == inst.inst_id), D(0))
+        return {"instType": "SPOT", "instId": inst.inst_id, "last": last, "lastSz": "0", "askPx": last, "askSz": "1000",
+                "bidPx": last, "bidSz": "1000", "open24h": last, "high24h": last, "low24h": last,
+                "volCcy24h": "0", "vol24h": fmt(vol), "ts": str(self.now_ms()), "sodUtc0": last, "sodUtc8": last}
+
+    def _ticker(self, params: Params) -> list[dict[str, Any]]:
+        return [self._ticker_row(self._instrument(params.get("instId")))]
+
+    def _tickers(self, params: Params) -> list[dict[str, Any]]:
+        return [self._ticker_row(i) for i in self.instruments.values()]
+
+    # -- trading --------------------------------------------------------------------------------
+
+    def _place_one(self, params: Params) -> list[dict[str, Any]]:
+        if not isinstance(params, dict):
+            raise OkxError("50002", "Json data format error", status=400)
+        return [self._place(params)]
+
+    def _place_batch(self, params: Params) -> list[dict[str, Any]]:
+        if not isinstance(params, list) or not 1 <= len(params) <= 20:
+            raise OkxError("50002", "Json data format error", status=400)
+        if len(params) > 1:
+            raise OkxError("50000", "this loopback places one order per batch", status=400)
+        return [self._place(params[0])]
+
+    def _place(self, p: Params) -> dict[str, Any]:
+        inst = self._instrument(p.get("instId"))
+        side, ord_type = p.get("side"), p.get("ordType")
+        if side not in ("buy", "sell"):
+            raise _order_failed("51000", "Parameter side error")
+        if ord_type not in ("market", "limit", "post_only", "ioc", "fok"):
+            raise _order_failed("51000", "Parameter ordType error")
+        if p.get("tdMode") != "cash":
+            raise _order_failed("51000", "Parameter tdMode error")
+        cl = str(p.get("clOrdId") or "")
+        if cl and not _CLORDID_RE.match(cl):
+            raise _order_failed("51000", "Parameter clOrdId error")
+        if cl and any(o.cl_ord_id == cl for o in self.open_orders()):
+            raise _order_failed("51016", "Duplicated client order ID")
+        sz = self._decimal(p, "sz")
+        if sz is None:
+            raise _order_failed("51000", "Parameter sz error")
+        last = self.prices[inst.inst_id]
+        px = self._decimal(p, "px")
+        if ord_type == "market":
+            if px is not None:
+                raise _order_failed("51000", "Parameter px error")
+            # a market buy's sz is in the quote currency unless tgtCcy says base_ccy (ccxt does)
+            if side == "buy" and p.get("tgtCcy", "quote_ccy") == "quote_ccy":
+                sz = (sz / last // inst.lot_sz) * inst.lot_sz
+        else:
+            if px is None:
+                raise _order_failed("51000", "Parameter px error")
+            if px % inst.tick_sz != 0:
+                raise _order_failed("51000", "Parameter px error")
+        if sz % inst.lot_sz != 0:
+            raise _order_failed("51121", "Order quantity must be a multiple of the lot size.")
+        if sz < inst.min_sz:
+            raise _order_failed("51020", "Your order should meet or exceed the minimum order amount.")
+        if sz > (inst.max_mkt_sz if ord_type == "market" else inst.max_lmt_sz):
+            raise _order_failed("51202", "Market order amount exceeds the maximum amount.")
+        if inst.state != "live":
+            raise _order_failed("51001", "Instrument ID does not exist.")
+        crosses = ord_type == "market" or (px is not None and (px >= last if side == "buy" else px <= last))
+        # funds: a buy freezes its worst-case cost in the quote currency, a sell its base
+        if side == "buy":
+            lock_ccy = inst.quote
+            lock = ((last if ord_type == "market" else px) * sz).quantize(_FEE_PLACES, ROUND_UP)  # type: ignore[operator]
+        else:
+            lock_ccy, lock = inst.base, sz
+        wallet = self.wallet(lock_ccy)
+        if wallet.avail < lock:
+            raise _order_failed("51008", f"Order failed. Insufficient {lock_ccy} balance in account.")
+        now = self.now_ms()
+        order = OkxOrder(inst_id=inst.inst_id, ord_id=str(next(self._ord_ids)), cl_ord_id=cl, side=side,
+                         ord_type=ord_type, px=px, sz=sz, c_time=now, u_time=now, lock_ccy=lock_ccy,
+                         lock_remaining=lock, fee_ccy=inst.base if side == "buy" else inst.quote)
+        wallet.avail -= lock
+        wallet.frozen += lock
+        self.orders[order.ord_id] = order
+        if ord_type == "post_only" and crosses:
+            self._close(order, "canceled", "31")  # OKX cancels a post-only order that would take
+        elif crosses:
+            self._fill(order, sz, last, maker=False)
+        elif ord_type in ("ioc", "fok"):
+            self._close(order, "canceled", "14" if ord_type == "ioc" else "15")
+        return {"clOrdId": cl, "ordId": order.ord_id, "tag": "", "ts": str(now), "sCode": "0",
+                "sMsg": "Order placed"}
+
+    def _fill(self, o: OkxOrder, qty: Decimal, price: Decimal, *, maker: bool) -> OkxTrade:
+        inst = self.instruments[o.inst_id]
+        rate = self.maker_fee if maker else self.taker_fee
+        notional = qty * price
+        base, quote = self.wallet(inst.base), self.wallet(inst.quote)
+        if o.side == "buy":  # OKX spot: a buy pays its fee in what it receives, the base
+            fee = (qty * rate).quantize(_FEE_PLACES, ROUND_HALF_UP)
+            self._consume(o, notional)
+            base.avail += qty - fee
+        else:
+            fee = (notional * rate).quantize(_FEE_PLACES, ROUND_HALF_UP)
+            self._consume(o, qty)
+            quote.avail += notional - fee
+        now = self.now_ms()
+        trade = OkxTrade(trade_id=str(next(self._trade_ids)), inst_id=o.inst_id, ord_id=o.ord_id,
+                         cl_ord_id=o.cl_ord_id, side=o.side, px=price, sz=qty, fee=-fee, fee_ccy=o.fee_ccy,
+                         maker=maker, ts=now, bill_id=str(next(self._bill_ids)))
+        self.trades.append(trade)
+        o.acc_fill_sz += qty
+        o.fill_notional += notional
+        o.fee -= fee
+        o.u_time = now
+        o.last_trade = trade
+        if o.acc_fill_sz == o.sz:
+            self._close(o, "filled")
+        else:
+            o.state = "partially_filled"
+        return trade
+
+    def _consume(self, o: OkxOrder, amount: Decimal) -> None:
+        wallet = self.wallet(o.lock_ccy)
+        from_lock = min(amount, o.lock_remaining)
+        o.lock_remaining -= from_lock
+        wallet.frozen -= from_lock
+        wallet.avail -= amount - from_lock
+
+    def _close(self, o: OkxOrder, state: str, cancel_source: str = "") -> None:
+        o.state = state
+        o.cancel_source = cancel_source
+        o.u_time = self.now_ms()
+        wallet = self.wallet(o.lock_ccy)
+        wallet.frozen -= o.lock_remaining
+        wallet.avail += o.lock_remaining
+        o.lock_remaining = D(0)
+
+    def _order_details(self, params: Params) -> list[dict[str, Any]]:
+        found = self._find(params)
+        if found is None:
+            raise OkxError("51603", "Order does not exist")
+        return [self._order_json(found)]
+
+    def _cancel(self, p: Params) -> dict[str, Any]:
+        found = self._find(p)
+        if found is None:
+            raise _order_failed("51400", "Order cancellation failed as the order has been filled, canceled or does not exist.")
+        if found.state == "filled":
+            raise _order_failed("51402", "Order cancellation failed as the order has been completed.")
+        if found.state == "canceled":
+            raise _order_failed("51401", "Order cancellation failed as the order has been canceled.")
+        self._close(found, "canceled", "1")
+        return {"clOrdId": found.cl_ord_id, "ordId": found.ord_id, "ts": str(self.now_ms()), "sCode": "0", "sMsg": ""}
+
+    def _cancel_one(self, params: Params) -> list[dict[str, Any]]:
+        return [self._cancel(params)]
+
+    def _cancel_batch(self, params: Params) -> list[dict[str, Any]]:
+        if not isinstance(params, list):
+            raise OkxError("50002", "Json data format error", status=400)
+        return [self._cancel(p) for p in params]
+
+    def _orders_pending(self, params: Params) -> list[dict[str, Any]]:
+        inst_type = params.get("instType")
+        if inst_type not in (None, "SPOT"):
+            return []
+        rows = self.open_orders(params.get("instId") or None)
+        rows.sort(key=lambda o: int(o.ord_id), reverse=True)  # newest first, as OKX pages them
+        limit = int(params.get("limit") or 100)
+        return [self._order_json(o) for o in rows[:limit]]
+
+    def _fills(self, params: Params) -> list[dict[str, Any]]:
+        inst_id, ord_id = params.get("instId"), params.get("ordId")
+        rows = [t for t in self.trades if (not inst_id or t.inst_id == inst_id) and (not ord_id or t.ord_id == ord_id)]
+        rows.reverse()  # newest first
+        limit = int(params.get("limit") or 100)
+        return [self._trade_json(t) for t in rows[:limit]]
+
+    def _balance(self, params: Params) -> list[dict[str, Any]]:
+        wanted = set(str(params["ccy"]).split(",")) if params.get("ccy") else None
+        now = str(self.now_ms())
+        details = [{
+            "ccy": c, "eq": fmt(w.total), "cashBal": fmt(w.total), "availBal": fmt(w.avail),
+            "frozenBal": fmt(w.frozen), "ordFrozen": fmt(w.frozen), "uTime": now,
+        } for c, w in sorted(self.wallets.items()) if wanted is None or c in wanted]
+        return [{"adjEq": "", "details": details, "imr": "", "isoEq": "", "mgnRatio": "", "mmr": "",
+                 "notionalUsd": "", "ordFroz": "", "totalEq": "", "uTime": now}]
+
+    # -- wire shapes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _order_json(o: OkxOrder) -> dict[str, Any]:
+        last = o.last_trade
+        return {
+            "instType": "SPOT", "instId": o.inst_id, "tgtCcy": "", "ccy": "", "ordId": o.ord_id, "clOrdId": o.cl_ord_id,
+            "tag": "", "px": fmt(o.px) if o.px is not None else "", "sz": fmt(o.sz), "pnl": "0", "ordType": o.ord_type,
+            "side": o.side, "posSide": "net", "tdMode": "cash", "accFillSz": fmt(o.acc_fill_sz),
+            "fillPx": fmt(last.px) if last else "", "tradeId": last.trade_id if last else "",
+            "fillSz": fmt(last.sz) if last else "0", "fillTime": str(last.ts) if last else "",
+            "avgPx": fmt(o.fill_notional / o.acc_fill_sz) if o.acc_fill_sz else "", "state": o.state,
+            "lever": "", "tpTriggerPx": "", "tpOrdPx": "", "slTriggerPx": "", "slOrdPx": "",
+            "feeCcy": o.fee_ccy, "fee": fmt(o.fee), "rebateCcy": "", "rebate": "0", "category": "normal",
+            "reduceOnly": "false", "cancelSource": o.cancel_source, "algoClOrdId": "", "algoId": "",
+            "uTime": str(o.u_time), "cTime": str(o.c_time),
+        }
+
+    @staticmethod
+    def _trade_json(t: OkxTrade) -> dict[str, Any]:
+        return {
+            "instType": "SPOT", "instId": t.inst_id, "tradeId": t.trade_id, "ordId": t.ord_id, "clOrdId": t.cl_ord_id,
+            "billId": t.bill_id, "subType": "1" if t.side == "buy" else "2", "tag": "", "fillPx": fmt(t.px),
+            "fillSz": fmt(t.sz), "side": t.side, "posSide": "net", "execType": "M" if t.maker else "T",
+            "feeCcy": t.fee_ccy, "fee": fmt(t.fee), "ts": str(t.ts), "fillTime": str(t.ts),
+        }
+
+
+# -- ccxt wiring ------------------------------------------------------------------------------------
+
+
+def make_ccxt_okx(server: LoopbackOkx, *, secret: str | None = None, api_key: str | None = None,
+                  password: str | None = None, timeout_ms: int = 2000, options: dict[str, Any] | None = None,
+                  **config: Any) -> Any:
+    """A real ``ccxt.async_support.okx`` talking to ``server`` (call ``close()`` when done):
+    ``urls['api'] = {'rest': base}`` through the product's ``point_at``, currencies not fetched."""
+    import ccxt.async_support as ccxt_async
+
+    from core.venues.ccxt_venue import point_at
+
+    exchange = ccxt_async.okx({
+        "apiKey": server.api_key if api_key is None else api_key,
+        "secret": server.api_secret if secret is None else secret,
+        "password": server.passphrase if password is None else password,
+        "enableRateLimit": False,
+        "timeout": timeout_ms,
+        "timeout_on_exit": 0,
+        "options": {**CCXT_OPTIONS, **(options or {})},
+        **config,
+    })
+    exchange.has["fetchCurrencies"] = False  # the private asset/currencies call is not served here
+    point_at(exchange, server.base_url)
+    return exchange
