@@ -34,7 +34,8 @@ from console.app import TradedeskApp
 from core import Engine
 
 class Probe(TradedeskApp):
-    def on_ready(self):  # after TradedeskApp.on_mount (journal open, state restored)
+    def on_ready(self):  # after TradedeskApp.on_mount (journal open, state restored). Textual
+        # runs TradedeskApp.on_ready too: it resumes garbage collection after this first paint.
         self.call_after_refresh(self._painted)
     def _painted(self):
         print(round((time.time() - t0) * 1000, 1), flush=True)

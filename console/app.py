@@ -21,36 +21,39 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 import styles
+from console import gc_pause
+from console.algo_actions import AlgoActions
+from console.reconcile_actions import ReconcileActions
 from console.bridge import EngineBridge
 from console.main_screen import MainScreen
 from console.theme import TRADEDESK_THEME
 from core import Engine, EngineError, TradedeskError
+from core.contingent import Contingent
 from core.journal import JournalError
 from core.models import OrderRequest, OrderType, Side, TradingState
 from widgets import messages as m
 from widgets.account_summary import AccountSummary
-from widgets.confirm import ConfirmScreen
 from widgets.event_log import EventLog
-from widgets.halt_report import HaltReportScreen
 from widgets.header_bar import HeaderBar
-from widgets.help_screen import HelpScreen
-from widgets.modify_dialog import ModifyScreen
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
 from widgets.positions_table import PositionsTable
-from widgets.quit_dialog import QuitScreen
+from widgets.protection_dialog import ProtectionScreen, protective_orders
+
+# The dialogs (confirm, halt report, help, modify, quit) are imported where they are shown:
+# none is on screen at start-up, and start-up pays for every import.
 
 STYLES = Path(styles.__file__).parent
 W = TypeVar("W", bound=Widget)
 
 
-class TradedeskApp(App[None]):
+class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms' and reconciliation's handlers
     TITLE = "tradedesk"
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "panes.tcss", STYLES / "dialogs.tcss"]
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "panes.tcss", STYLES / "dialogs.tcss", STYLES / "stats.tcss"]
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
@@ -59,6 +62,9 @@ class TradedeskApp(App[None]):
         Binding("f2", "focus_entry", "Entry", id="focus_entry"),
         Binding("f3", "focus_orders", "Orders", id="focus_orders"),
         Binding("f4", "focus_positions", "Positions", id="focus_positions"),
+        Binding("f5", "stats", "Stats", id="stats", show=False),
+        Binding("f6", "new_algo", "Algo", id="new_algo"),
+        Binding("ctrl+r", "reconcile_view", "Reconcile", id="reconcile", show=False),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "request_quit", "Quit", priority=True, id="quit"),
         Binding("ctrl+c", "ctrl_c", "Quit (twice)", priority=True, show=False, id="quit_twice"),
@@ -122,25 +128,34 @@ class TradedeskApp(App[None]):
         await self._show_everything()
         self.tick_clock()
         self.set_interval(self.clock_interval, self.tick_clock)
+        self.set_interval(5.0, lambda: gc.freeze())
+        self.q(OrderEntry).query_one("#in-amount").focus()
+
+    def on_ready(self) -> None:
         # Full (generation-2) garbage collections walk every live object: with 10,000 tracked
         # orders they took ~200 ms, the console's worst pauses. Long-lived objects are moved
         # out of the collector's reach now and every few seconds; young garbage is still freed.
         gc.freeze()
-        self.set_interval(5.0, lambda: gc.freeze())
-        self.q(OrderEntry).query_one("#in-amount").focus()
+        self.call_after_refresh(gc_pause.resume)  # the first frame is up: collect again
 
     async def _show_everything(self) -> None:
         """Initial state, restored from the journal."""
         engine = self.engine
         with self.batch_update():
-            self.q(OrdersView).upsert(await engine.get_orders())
+            self.q(OrdersView).upsert_algos(engine.algos.list())  # first: their children group under them
+            ignored = engine.ignored_orders()  # open at their venue, no longer tracked: not shown
+            self.q(OrdersView).upsert([o for o in await engine.get_orders() if not (o.id in ignored and o.status.is_live)])
+            self.show_orders_title()
             self.q(PositionsTable).upsert(await engine.get_positions())
-            self.q(AccountSummary).show(engine.account_status())
+            summary = self.q(AccountSummary)
+            for account in engine.accounts:  # the default account first: shown until another is chosen
+                summary.show(engine.account_status(account))
             header = self.q(HeaderBar)
             header.state = engine.trading_state
             header.reason = engine.trading_state_reason
         self.log_line("info", f"journal {engine.db_path}: {len(await engine.get_orders())} orders restored, "
                               f"trading {engine.trading_state.value}")
+        self.show_restored_algos()
 
     @property
     def halt_key(self) -> str:
@@ -158,6 +173,7 @@ class TradedeskApp(App[None]):
         await self.engine.close()
 
     async def on_unmount(self) -> None:
+        gc_pause.resume()  # an app that ends before its first frame
         await self.shutdown()
 
     async def action_request_quit(self) -> None:
@@ -176,6 +192,7 @@ class TradedeskApp(App[None]):
                 await self.shutdown()
                 self.exit()
 
+        from widgets.quit_dialog import QuitScreen
         self.push_screen(QuitScreen(open_orders), answered)
 
     async def action_quit(self) -> None:
@@ -204,10 +221,14 @@ class TradedeskApp(App[None]):
             self.q(PositionsTable).upsert(message.positions)
 
     def on_account_changed(self, message: m.AccountChanged) -> None:
-        if message.status.account != self.engine.account:
-            return  # the summary shows the default account (per-account totals: not yet)
         with suppress(NoMatches):
             self.q(AccountSummary).show(message.status)
+
+    @on(Input.Changed, "#in-account")
+    def account_chosen(self, event: Input.Changed) -> None:
+        """The summary follows the account the order entry names (beside the totals)."""
+        with suppress(NoMatches):
+            self.q(AccountSummary).select(event.value.strip())
 
     def on_prices_changed(self, message: m.PricesChanged) -> None:
         with suppress(NoMatches):
@@ -227,8 +248,14 @@ class TradedeskApp(App[None]):
                 self.notify(n.text, severity=severity, timeout=4 if n.level == "fill" else 6)  # type: ignore[arg-type]
 
     def on_orders_filter_changed(self, message: m.OrdersFilterChanged) -> None:
-        title = f"Orders — {message.filter} ({message.shown} of {message.total})   f filter · c cancel · m modify · C cancel symbol"
+        self.show_orders_title()
+
+    def show_orders_title(self) -> None:
+        """The title from the view's counts as they are now: the messages bubble up through the
+        screen, and one that arrives late must not put older counts back."""
         with suppress(NoMatches):
+            shown_filter, shown, total = self.q(OrdersView).counts
+            title = f"Orders — {shown_filter} ({shown} of {total})   f filter · c cancel · m modify · C cancel symbol"
             self.main_screen.query_one("#orders-title", Static).update(title)
 
     def log_line(self, level: str, text: str, at: object = None) -> None:
@@ -249,11 +276,7 @@ class TradedeskApp(App[None]):
     async def _place(self, message: m.OrderSubmitted) -> None:
         req = message.request
         try:
-            if message.stop_loss is not None or message.take_profit is not None:
-                orders = await self.engine.place_with_protection(req, stop_loss=message.stop_loss,
-                                                                 take_profit=message.take_profit)
-            else:
-                orders = [await self.engine.place_order(req)]
+            orders = [await self.engine.place_order(req)]  # with a stop-loss/take-profit: a bracket (below)
         except EngineError as exc:
             self.log_line("error", str(exc))
             self.notify(str(exc), severity="error")
@@ -298,6 +321,7 @@ class TradedeskApp(App[None]):
                 self.run_worker(self._modify(message.order_id, *values), name=f"modify {message.order_id}",
                                 group="orders", exit_on_error=False)
 
+        from widgets.modify_dialog import ModifyScreen
         self.push_screen(ModifyScreen(order), chosen)
 
     async def _modify(self, order_id: str, price: Decimal | None, amount: Decimal | None) -> None:
@@ -324,8 +348,59 @@ class TradedeskApp(App[None]):
                 self.run_worker(self._place(m.OrderSubmitted(req)), name=f"close {symbol}", group="orders",
                                 exit_on_error=False)
 
+        from widgets.confirm import ConfirmScreen
         self.push_screen(ConfirmScreen(f"Close {symbol} {'long' if size > 0 else 'short'} {abs(size)} at market?",
                                        "A reduce-only market order."), confirmed)
+
+    @on(m.ContingentSubmitted)
+    def place_contingent(self, message: m.ContingentSubmitted) -> None:
+        self.run_worker(self._place_contingent(message), name=f"{message.kind} {message.side} {message.amount} "
+                        f"{message.symbol}", group="orders", exit_on_error=False)
+
+    async def _place_contingent(self, message: m.ContingentSubmitted) -> None:
+        place = {"bracket": self.engine.place_bracket_order, "oco": self.engine.place_oco_order,
+                 "trailing": self.engine.place_trailing_stop}[message.kind]
+        try:
+            placed = await place(message.symbol, message.side, message.amount, **message.params)  # type: ignore[operator]
+        except EngineError as exc:
+            self.log_line("error", str(exc))
+            self.notify(str(exc), severity="error")
+            return
+        if isinstance(placed, Contingent):  # a bracket or OCO: its orders placed so far, by role
+            detail = f"{placed.kind} {placed.id}: " + ", ".join(
+                f"{role.replace('_', '-')} {leg.orders[-1]}" for role, leg in placed.legs.items() if leg.orders)
+        else:  # a trailing stop: one order, held in the core
+            detail = f"{placed.id} {placed.status.value}"
+        self.log_line("info", f"{message.summary} — {detail}")
+
+    @on(m.ProtectionDialogRequested)
+    async def protection_dialog(self, message: m.ProtectionDialogRequested) -> None:
+        p = message.position
+        current = protective_orders(await self.engine.get_active_orders(p.symbol), p, message.role)
+        self.push_screen(ProtectionScreen(p, message.role, current, last=self.engine.prices(p.account).get(p.symbol)))
+
+    @on(m.ProtectionSubmitted)
+    def move_protection(self, message: m.ProtectionSubmitted) -> None:
+        self.run_worker(self._move_protection(message), name=f"move {message.role} {message.symbol}", group="orders",
+                        exit_on_error=False)
+
+    async def _move_protection(self, message: m.ProtectionSubmitted) -> None:
+        move = self.engine.update_stop_loss if message.role == "stop_loss" else self.engine.update_take_profit
+        dialog = next((s for s in self.screen_stack if isinstance(s, ProtectionScreen)), None)
+        try:
+            orders = await move(message.symbol, message.price, account=message.account)
+        except EngineError as exc:  # as the core words it, in the dialog that stays open to fix it
+            self.log_line("error", str(exc))
+            if dialog is not None:
+                dialog.show_error(str(exc))
+            else:  # the trader closed it before the answer came
+                self.notify(str(exc), severity="error")
+            return
+        text = f"{message.role.replace('_', '-')} {message.symbol} moved to {message.price}: " + (
+            ", ".join(f"{o.id} {o.status.value}" for o in orders) or "the bracket's planned leg")
+        self.log_line("info", text)
+        if dialog is not None:
+            dialog.done(text)
 
     @on(m.HaltRequested)
     def halt_button(self) -> None:
@@ -351,6 +426,7 @@ class TradedeskApp(App[None]):
         if report.clean:
             self.notify(report.summary(), severity="information", timeout=8)
         if show_report:
+            from widgets.halt_report import HaltReportScreen
             self.push_screen(HaltReportScreen(report))
 
     def action_flatten_all(self) -> None:
@@ -359,6 +435,7 @@ class TradedeskApp(App[None]):
                 self.log_line("error", "FLATTEN ALL: halting and closing every position")
                 self.run_worker(self._halt("flatten all", flatten=True), name="flatten", group="halt", exit_on_error=False)
 
+        from widgets.confirm import ConfirmScreen
         self.push_screen(ConfirmScreen("Flatten all? Halts trading, cancels every order and closes every position at market.",
                                        "Positions close with reduce-only market orders."), confirmed)
 
@@ -372,6 +449,7 @@ class TradedeskApp(App[None]):
                 self.run_worker(self.engine.resume_trading("resumed from the console"), name="resume", group="orders",
                                 exit_on_error=False)
 
+        from widgets.confirm import ConfirmScreen
         self.push_screen(ConfirmScreen(f"Resume trading? It is {self.engine.trading_state.value}: "
                                        f"{self.engine.trading_state_reason}"), confirmed)
 
@@ -384,7 +462,17 @@ class TradedeskApp(App[None]):
     def action_focus_positions(self) -> None:
         self.q(PositionsTable).focus()
 
+    def action_stats(self) -> None:
+        from widgets.stats_screen import StatsScreen  # imported on first use: start-up stays fast
+
+        journal = self.engine.journal
+        if journal is None or isinstance(self.screen, StatsScreen):
+            return
+        self.push_screen(StatsScreen(load=journal.load, now=self.engine.clock.now,
+                                     export_dir=Path(self.engine.db_path).expanduser().parent / "exports"))
+
     def action_help(self) -> None:
+        from widgets.help_screen import HelpScreen
         self.push_screen(HelpScreen(self.binding_rows()))
 
     def binding_rows(self) -> list[tuple[str, str, str, str]]:
@@ -406,6 +494,7 @@ class TradedeskApp(App[None]):
         yield SystemCommand("New order", "Focus the order entry", self.action_focus_entry)
         yield SystemCommand("Orders", "Focus the orders pane", self.action_focus_orders)
         yield SystemCommand("Positions", "Focus the positions pane", self.action_focus_positions)
+        yield SystemCommand("Stats", "Trade statistics, execution quality, equity curve; CSV export", self.action_stats)
         yield SystemCommand("Cancel selected order", "Cancel the order under the cursor",
                             lambda: self.q(OrdersView).action_cancel_order())
         yield SystemCommand("Modify selected order", "Change its price or amount",
@@ -416,6 +505,10 @@ class TradedeskApp(App[None]):
                             lambda: self.q(OrdersView).action_cycle_filter())
         yield SystemCommand("Close selected position", "Reduce-only market order (asks first)",
                             lambda: self.q(PositionsTable).action_close_position())
+        yield SystemCommand("Move stop-loss of the selected position", "Replace its stop-loss orders at a new price",
+                            lambda: self.q(PositionsTable).action_move_protection("stop_loss"))
+        yield SystemCommand("Move take-profit of the selected position", "Replace its take-profit orders at a new price",
+                            lambda: self.q(PositionsTable).action_move_protection("take_profit"))
         yield SystemCommand("Key bindings and their ids", "Every binding, remappable under [keys]", self.action_help)
         yield SystemCommand("Quit tradedesk", "Asks whether to halt first when orders are open", self.action_request_quit)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
@@ -41,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="tradedesk",
         description="Terminal trading console. Paper trading on a simulated market unless told otherwise.",
+        epilog="Export orders, fills and round trips to CSV: tradedesk export --db PATH --out DIR (see tradedesk export --help).",
     )
     p.add_argument("--db", type=Path, help="journal file (default: tradedesk/journal.sqlite in your user data folder)")
     p.add_argument("--config", type=Path, help="TOML config file (risk limits, breakers, keys, ...)")
@@ -60,6 +63,57 @@ def default_db() -> Path:
     folder = user_data_path("tradedesk", appauthor=False)
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "journal.sqlite"
+
+
+def _when(flag: str, end_of_day: bool = False) -> Callable[[str], datetime]:
+    """--since/--until: a date (YYYY-MM-DD) or an ISO time, in UTC unless it says otherwise.
+    A date given to --until includes that whole day."""
+
+    def parse(text: str) -> datetime:
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1 if end_of_day else 0)
+            t = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a date (YYYY-MM-DD) or an ISO time, got {text!r}") from None
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+    return parse
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tradedesk export",
+                description="Write orders.csv, fills.csv and round_trips.csv from a journal, read-only.")
+    p.add_argument("--db", type=Path, help="journal file (default: the console's journal in your user data folder)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the CSV files (created if missing)")
+    p.add_argument("--since", type=_when("--since"), help="from this date or time (UTC, inclusive)")
+    p.add_argument("--until", type=_when("--until", end_of_day=True), help="up to this date (inclusive) or time (UTC)")
+    return p
+
+
+def export_main(argv: list[str]) -> None:
+    """``tradedesk export``: reads the journal read-only; never imports the console."""
+    from platformdirs import user_data_path
+
+    from core.analytics import Period
+    from core.export import ExportError, export_journal
+    from core.journal import JournalError
+    from core.journal_reader import read_journal
+
+    args = export_parser().parse_args(argv)
+    db = args.db or user_data_path("tradedesk", appauthor=False) / "journal.sqlite"
+    try:
+        period = Period(args.since, args.until)
+    except ValueError as exc:
+        sys.exit(f"tradedesk export: {exc}")
+    try:
+        contents = read_journal(db)
+        paths = export_journal(contents, args.out, period)
+    except (JournalError, ExportError) as exc:
+        sys.exit(f"tradedesk export: {exc}")
+    for path in paths:
+        print(path)
 
 
 def confirm_live(where: str) -> None:
@@ -87,6 +141,10 @@ def live_engine(args: argparse.Namespace, db: Path, settings: Settings):  # noqa
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:  # a leading word: every console flag keeps working as it was
+        export_main(argv[1:])
+        return
     args = parser().parse_args(argv)
     try:
         settings = Settings.load(args.config)

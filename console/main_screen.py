@@ -5,22 +5,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.models import OrderRequest
 from widgets.account_summary import AccountSummary
 from widgets.event_log import EventLog
 from widgets.halt_button import HaltButton
 from widgets.header_bar import HeaderBar
+from widgets.key_footer import KeyFooter
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
 from widgets.positions_table import PositionsTable
 
 
+NARROW_BELOW = 110  # columns: below this the left column slims down (80x24 terminals)
+
+
 class MainScreen(Screen[None]):
+    # The amount field has focus from the first frame: focusing another field first and moving
+    # later would rebuild the footer's keys once more at start-up.
+    AUTO_FOCUS = "#in-amount"
+
     def __init__(
         self,
         *,
@@ -40,11 +49,22 @@ class MainScreen(Screen[None]):
         self._checker = checker
         self._prices = prices
         self._halt_key = halt_key
+        self._resumed = False
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Runs before Screen's own handler. The first resume comes right after the mount,
+        # which styled every widget already: restyling the whole screen again cost ~20 ms of
+        # the cold start. Later resumes (a modal closed) restyle as usual.
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width < 110, "-narrow")  # 80x24: a slimmer left column
+        self.set_class(self.size.width < NARROW_BELOW, "-narrow")
 
     def compose(self) -> ComposeResult:
+        # Set before the children mount: set later, the class change restyles the whole screen.
+        self.set_class(self.app.size.width < NARROW_BELOW, "-narrow")
         yield HeaderBar(accounts=self._accounts, venue=self._venue, live=self._live, id="header")
         with Horizontal(id="main"):
             with Vertical(id="left"):
@@ -59,7 +79,7 @@ class MainScreen(Screen[None]):
                 with Vertical(id="positions-pane"):
                     yield Static("Positions", classes="pane-title")
                     yield PositionsTable()
-        with Horizontal(id="bottom"):
+        with Horizontal(id="bottom", classes="-multi" if "," in self._accounts else None):  # totals need lines
             yield AccountSummary()
             yield EventLog()
-        yield Footer()
+        yield KeyFooter()

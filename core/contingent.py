@@ -55,7 +55,7 @@ _FINAL_KIND = {S.FILLED: "order_filled", S.CANCELLED: "order_cancelled", S.REJEC
 class Leg(BaseModel):
     """One order slot of a contingent: how to (re)place it and every order that has served it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     tag: str  # carried by every order of the leg: links it even before its id is journaled
     side: Side
@@ -70,7 +70,7 @@ class Leg(BaseModel):
 
 
 class Contingent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     kind: Literal["bracket", "oco", "trailing"]

@@ -17,7 +17,10 @@ from .loopback.binance import CCXT_OPTIONS, LoopbackBinance
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-FAST = Settings(halt={"deadline_seconds": 5, "retry_initial_seconds": 0.01, "retry_max_seconds": 0.05})
+# REST only: a test that wants streams says so (test_ccxt_tracking.py); a stream the server does
+# not serve would only log its failed handshakes here
+FAST = Settings(halt={"deadline_seconds": 5, "retry_initial_seconds": 0.01, "retry_max_seconds": 0.05},
+                tracking={"websockets": False})
 
 
 def live(server: LoopbackBinance, db: Path, *, secret: str | None = None, timeout_ms: int = 2000) -> Engine:

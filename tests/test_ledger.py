@@ -285,6 +285,34 @@ def test_a_rebate_is_a_negative_fee_and_raises_the_balance() -> None:
     assert led.balance == D("10000.02")
 
 
+def test_a_fee_taken_in_the_base_coin_shrinks_the_position_and_is_booked_at_its_quote_value() -> None:
+    # OKX spot: buying 1 BTC at 100 with a 0.1% fee delivers 0.999 BTC; the 0.001 BTC kept is
+    # worth 0.001 x 100 = 0.1 USDT (fill.fee), the fill's base_fee is the coin itself
+    led = new_ledger()
+    bought = fill(Side.BUY, "1", "100", fee="0.1")
+    pos = led.apply_fill(bought.model_copy(update={"base_fee": D("0.001")}))
+    # qty = 1 - 0.001 = 0.999; cost = 0.999 x 100 = 99.9; entry 100
+    assert (pos.size, pos.entry_price, pos.fees) == (D("0.999"), D(100), D("0.1"))
+    # the exchange: USDT 10000 - 100 = 9900, BTC 0.999. Selling all 0.999 at 110, 0.1% fee
+    # in the quote: 0.999 x 110 = 109.89 in, fee 0.10989 -> USDT 9900 + 109.89 - 0.10989 = 10009.78011
+    pos = led.apply_fill(sell("0.999", "110", fee="0.10989"))
+    assert pos.size == 0 and led.books[BTC].cost == 0  # flat: no dust from the fee
+    # realized = 109.89 - 99.9 = 9.99; fees = 0.1 + 0.10989 = 0.20989
+    assert (led.realized, led.fees) == (D("9.99"), D("0.20989"))
+    assert led.balance == D("10009.78011")  # the exchange's USDT to the last digit
+
+
+def test_a_sell_whose_fee_is_taken_in_the_base_gives_up_the_fee_too() -> None:
+    led = new_ledger()
+    led.apply_fill(buy("1", "100"))
+    # sold 0.5 and the exchange kept 0.0005 BTC more: 0.4995 left; the fee is 0.0005 x 120 = 0.06
+    pos = led.apply_fill(sell("0.5", "120", fee="0.06").model_copy(update={"base_fee": D("0.0005")}))
+    assert pos.size == D("0.4995")
+    # realized on 0.5005 closed = 0.5005 x 120 - 50.05 = 10.01; cash 10000 + 10.01 - 0.06 = 10009.95
+    # (the exchange: 10000 - 100 + 60 = 9960 USDT plus 0.4995 BTC at cost 49.95 = 10009.95)
+    assert (led.realized, led.balance) == (D("10.01"), D("10009.95"))
+
+
 # -- marks, equity, drawdown -------------------------------------------------------------------
 
 

@@ -242,7 +242,10 @@ async def test_engine_market_orders_book_exact_fills_and_fees(server: LoopbackOk
         assert sell.status is OrderStatus.FILLED and sell.average_price == D(50000)  # known at once: looked up
         assert (sell.fee, sell.fee_currency) == (D("1"), "USDT")
         buy = await engine.place_order(OrderRequest(symbol=BTC, side="buy", type="market", amount=D("0.01")))
-        assert buy.status is OrderStatus.FILLED and (buy.fee, buy.fee_currency) == (D("0.00001"), "BTC")
+        # OKX took 0.00001 BTC: booked at its value in the quote, and kept out of the position
+        assert buy.status is OrderStatus.FILLED and (buy.fee, buy.fee_currency) == (D("0.5"), "USDT")
+        fills = (await engine.journal.load()).fills  # type: ignore[union-attr]
+        assert [(f.fee, f.base_fee) for f in fills] == [(D("1"), 0), (D("0.5"), D("0.00001"))]
         assert server.count(*PLACE) == 2
 
 
@@ -253,7 +256,10 @@ async def test_engine_tracks_a_resting_fill_by_polling(server: LoopbackOkx, db: 
         await tick(engine)
         filled = await engine.get_order_by_id(order.id)
         assert filled is not None and filled.status is OrderStatus.FILLED and filled.average_price == D(49900)
-        assert (filled.fee, filled.fee_currency) == (D("0.000008"), "BTC")  # 0.08% maker, in the base
+        # 0.08% maker, taken in the base (0.000008 BTC): booked at its quote value
+        assert (filled.fee, filled.fee_currency) == (D("0.3992"), "USDT")
+        [pos] = await engine.get_positions()
+        assert pos.size == D("0.01") - D("0.000008") == server.wallet("BTC").total - D(10)
 
 
 async def test_engine_lost_answer_gives_exactly_one_order(server: LoopbackOkx, db: Path) -> None:
@@ -299,3 +305,50 @@ async def test_engine_emulates_stops_on_okx(server: LoopbackOkx, db: Path) -> No
         assert done is not None and done.status is OrderStatus.FILLED and done.average_price == D(48900)
         assert [o.cl_ord_id for o in server.orders.values()] == [stop.client_order_id]
         assert server.count("POST", "/api/v5/trade/order-algo") == 0
+
+
+async def test_engine_finds_all_trades_of_its_order_among_more_than_a_page(server: LoopbackOkx, db: Path) -> None:
+    async with live(server, db) as engine:
+        order = await engine.place_order(limit("49000"))
+        ours = server.order_by_client_id(order.client_order_id)
+        assert ours is not None
+        server.fill(ours, "0.004")
+        server.fill(ours, "0.006")
+        other = make_ccxt_okx(server)  # another desk trades the same instrument a lot since
+        try:
+            await other.load_markets()
+            placed = await other.create_order(BTC, "limit", "sell", 1, 52000, {"clientOrderId": "busy1"})
+        finally:
+            await other.close()
+        for _ in range(120):
+            server.fill(server.orders[placed["id"]], "0.001")
+        assert len(server.trades) == 122  # OKX pages 100 at most: our two are not among the latest
+        await tick(engine)
+        done = await engine.get_order_by_id(order.id)
+        assert done is not None and done.status is OrderStatus.FILLED and done.filled == D("0.01")
+        fills = [f for f in (await engine.journal.load()).fills if f.order_id == order.id]  # type: ignore[union-attr]
+        assert sorted(f.amount for f in fills) == [D("0.004"), D("0.006")]
+        reads = [q for m, p, q in server.request_log if p.startswith("/api/v5/trade/fills")]
+        assert reads and all(f"ordId={ours.ord_id}" in q for q in reads)  # asked for this order's trades
+
+
+async def test_unresolved_order_seen_resting_settles_at_once_while_lookups_are_rate_limited(
+        server: LoopbackOkx, db: Path) -> None:
+    async with live(server, db) as engine:
+        venue = engine.venue
+        venue._retry_deadline = 0  # type: ignore[attr-defined]  # one attempt per lookup: no wall-clock waits
+        lookups = 0
+
+        async def rate_limited(*args: object, **kwargs: object) -> None:
+            nonlocal lookups
+            lookups += 1
+            raise ccxt.RateLimitExceeded('okx {"code":"50011","msg":"Too Many Requests"}')
+
+        venue._ex.fetch_order = rate_limited  # type: ignore[attr-defined]
+        server.drop_next_response_after_accept, server.drop_mode = True, "reset"
+        order = await engine.place_order(limit("49000"))
+        assert order.status is OrderStatus.UNRESOLVED and lookups == 1  # booked at OKX, the answer lost
+        await tick(engine)  # the open-orders read of the symbol finds it: no lookup needed
+        found = await engine.get_order_by_id(order.id)
+        assert found is not None and found.status is OrderStatus.OPEN and lookups == 1
+        assert found.venue_order_id == server.order_by_client_id(order.client_order_id).ord_id  # type: ignore[union-attr]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from core.models import Position
-from widgets.messages import ClosePositionRequested
+from widgets.messages import ClosePositionRequested, ProtectionDialogRequested
 
 COLUMNS = ("Symbol", "Side", "Size", "Entry", "Mark", "uPnL", "rPnL", "Lev", "Liq")
 
@@ -29,9 +30,14 @@ def _pnl(value: Decimal) -> Text:
 
 
 class PositionsTable(DataTable):
-    """Keys: x close the selected position at market (reduce-only, asks first)."""
+    """Keys: x close the selected position at market (reduce-only, asks first); s / t move its
+    stop-loss / take-profit (a dialog prefilled with the current price)."""
 
-    BINDINGS = [Binding("x", "close_position", "Close position", id="positions.close")]
+    BINDINGS = [
+        Binding("x", "close_position", "Close position", id="positions.close"),
+        Binding("s", "move_protection('stop_loss')", "Move SL", id="positions.move_sl"),
+        Binding("t", "move_protection('take_profit')", "Move TP", id="positions.move_tp"),
+    ]
 
     def __init__(self, id: str | None = "positions") -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
@@ -79,3 +85,8 @@ class PositionsTable(DataTable):
         p = self.selected
         if p is not None:
             self.post_message(ClosePositionRequested(p.symbol))
+
+    def action_move_protection(self, role: Literal["stop_loss", "take_profit"]) -> None:
+        p = self.selected
+        if p is not None:
+            self.post_message(ProtectionDialogRequested(p, role))

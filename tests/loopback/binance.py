@@ -10,7 +10,9 @@ trades and read balances against it:
   query string followed by the body, ``X-MBX-APIKEY`` header, ``timestamp`` + ``recvWindow``);
 * a tiny matching engine: MARKET fills at the last price, crossing LIMITs fill at the last price
   (taker), resting LIMITs fill at their limit price (maker) when ``set_price`` crosses them;
-  commission is charged in the quote asset; balances move with every fill;
+  commission is charged in the quote asset unless ``commission_asset`` says otherwise ("received":
+  a BUY pays in the base it receives, as Binance charges; or an asset such as "BNB", valued at
+  ``prices[asset + quote]``); balances move with every fill;
 * trigger orders (STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT, with
   ``stopPrice``): they rest not working (``isWorking: false``) until ``set_price`` reaches the
   trigger (a stop-loss when the price moves against the side, a take-profit when in favour),
@@ -42,6 +44,7 @@ Point a ccxt client at it with :func:`point_ccxt_at` (or build one with
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import hmac
 import itertools
@@ -273,7 +276,8 @@ class LoopbackBinance:
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
-        self.markets: dict[str, MarketSpec] = {m.symbol: m for m in markets}
+        # copies: a test that edits a spec must not change DEFAULT_MARKETS for the tests after it
+        self.markets: dict[str, MarketSpec] = {m.symbol: copy.deepcopy(m) for m in markets}
         self.prices: dict[str, Decimal] = dict(DEFAULT_PRICES if prices is None else prices)
         start = DEFAULT_BALANCES if balances is None else balances
         self.balances: dict[str, Balance] = {a: Balance(free=D(v)) for a, v in start.items()}
@@ -283,6 +287,9 @@ class LoopbackBinance:
         self.taker_fee = taker_fee
         self.maker_fee = maker_fee
         self.host = host
+        # "quote" (every commission in the quote), "received" (what the trade brings in: the base
+        # on a BUY, as Binance charges), or an asset paying every commission (BNB), at its price
+        self.commission_asset = "quote"
 
         # fault dials
         self.status_429_next_n = 0
@@ -845,17 +852,27 @@ class LoopbackBinance:
     def _fill(self, order: SpotOrder, qty: Decimal, price: Decimal, *, maker: bool) -> SpotTrade:
         m = self.markets[order.symbol]
         quote_qty = qty * price
-        commission = (quote_qty * (self.maker_fee if maker else self.taker_fee)).quantize(_EIGHT, ROUND_HALF_UP)
+        rate = self.maker_fee if maker else self.taker_fee
+        commission = (quote_qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
         base, quote = self.balance(m.base), self.balance(m.quote)
+        asset = m.quote
+        if self.commission_asset == "received" and order.side == "BUY":
+            asset, commission = m.base, (qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
+        elif self.commission_asset not in ("quote", "received"):
+            asset = self.commission_asset
+            commission = (quote_qty * rate / self.prices[asset + m.quote]).quantize(_EIGHT, ROUND_HALF_UP)
+            self.balance(asset).free -= commission
+        in_quote = commission if asset == m.quote else D(0)
+        in_base = commission if asset == m.base else D(0)
         if order.side == "BUY":
-            self._consume(order, quote_qty + commission)
-            base.free += qty
+            self._consume(order, quote_qty + in_quote)
+            base.free += qty - in_base
         else:
             self._consume(order, qty)
-            quote.free += quote_qty - commission
+            quote.free += quote_qty - in_quote
         now = self.now_ms()
         trade = SpotTrade(id=next(self._trade_ids), symbol=order.symbol, order_id=order.order_id, price=price,
-                          qty=qty, quote_qty=quote_qty, commission=commission, commission_asset=m.quote, time=now,
+                          qty=qty, quote_qty=quote_qty, commission=commission, commission_asset=asset, time=now,
                           is_buyer=order.side == "BUY", is_maker=maker)
         self.trades.append(trade)
         order.trade_ids.append(trade.id)

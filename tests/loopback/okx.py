@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import hmac
 import itertools
@@ -212,7 +213,8 @@ class LoopbackOkx:
         self.api_key = api_key
         self.api_secret = api_secret
         self.passphrase = passphrase
-        self.instruments: dict[str, OkxInstrument] = {i.inst_id: i for i in instruments}
+        # copies: a test that edits an instrument must not change DEFAULT_INSTRUMENTS for later tests
+        self.instruments: dict[str, OkxInstrument] = {i.inst_id: copy.deepcopy(i) for i in instruments}
         self.prices: dict[str, Decimal] = dict(DEFAULT_PRICES if prices is None else prices)
         start = DEFAULT_BALANCES if balances is None else balances
         self.wallets: dict[str, Wallet] = {c: Wallet(avail=D(v)) for c, v in start.items()}
