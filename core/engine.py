@@ -40,6 +40,7 @@ from core.events import (
 from core.halt import AccountHaltReport, HaltReport, retry_until, within
 from core.journal import Journal
 from core.ledger import Ledger
+from core.lookup_backoff import LookupBackoff
 from core.models import (
     ZERO,
     AccountStatus,
@@ -176,6 +177,7 @@ class Engine:
         self._fill_ids: set[tuple[str, str]] = set()
         self._ignored: dict[str, str] = {}  # order id -> reason: open at its venue, not tracked (ignore_order)
         self._realized_by_order: dict[str, Decimal] = {}
+        self._unresolved_lookups = LookupBackoff()  # tick lookups of unresolved orders back off
         self._subscribers: list[EventStream] = []
         self._algos: set[Algorithm] = set()
         self._contingent = ContingentManager(self)  # brackets, OCO, trailing stops (core/contingent.py)
@@ -937,17 +939,16 @@ class Engine:
                               "(only adopted external orders can be ignored)")
         if not order.status.is_live:
             raise EngineError(f"order {order.id} is {order.status.value}: only a live order can be ignored")
-        self._ignored[order.id] = reason.strip()
+        why = self._ignored[order.id] = reason.strip()
         self._live.pop(order.id, None)
         acct = self._accounts[order.account]
         acct.reserved -= acct.holds.pop(order.id, ZERO)
-        _update(order, {"error": f"ignored: {reason.strip()}", "updated_at": self.clock.now(),
-                        "revision": order.revision + 1})
-        await journal.write("order_ignored", ts=self._ts(), order=order, data={"reason": reason.strip()},
+        _update(order, {"error": f"ignored: {why}", "updated_at": self.clock.now(), "revision": order.revision + 1})
+        await journal.write("order_ignored", ts=self._ts(), order=order, data={"reason": why},
                             state={"ignored_orders": json.dumps(self._ignored)})
         self._publish(OrderUpdated(order.model_copy(), "order_ignored"))
-        self._notice("info", f"ignoring {order.id} ({order.symbol} {order.side.value} {order.amount} on {order.account}): "
-                             f"{reason.strip()}")
+        self._notice("warning", f"ignoring {order.id} ({order.symbol} {order.side.value} {order.amount} on {order.account}): "
+                                f"{why}; it stays open at {acct.venue.name}, untracked")
         return order.model_copy()
 
     def ignored_orders(self) -> dict[str, str]:
@@ -1120,8 +1121,12 @@ class Engine:
             await self._apply_updates(acct, updates)
             if self._contingent.active:
                 await self._contingent.on_prices(acct.name, updates.prices)  # trailing stops follow the prices
-        for order in [o for o in self._live.values() if o.status is S.UNRESOLVED]:
-            await self._settle(order)
+        unresolved = [o for o in self._live.values() if o.status is S.UNRESOLVED]
+        self._unresolved_lookups.keep_only(o.id for o in unresolved)
+        now = self.clock.monotonic()
+        for order in unresolved:
+            if self._unresolved_lookups.due(order.id, now):  # a venue's poll report still settles it at once
+                await self._settle(order)
 
     async def run(self) -> None:
         """Run the background loops until the engine closes. Venue errors are reported and the
@@ -1210,8 +1215,11 @@ class Engine:
             fill = Fill(
                 id=vf.trade_id, order_id=order.id, client_order_id=order.client_order_id, account=order.account,
                 symbol=order.symbol, side=order.side, amount=vf.amount, price=vf.price, fee=vf.fee,
-                fee_currency=vf.fee_currency, liquidity=vf.liquidity, timestamp=vf.timestamp,
+                fee_currency=vf.fee_currency, base_fee=vf.base_fee, liquidity=vf.liquidity, timestamp=vf.timestamp,
             )
+            if vf.fee_unpriced:  # booked as 0 rather than guessed: the desk must know the PnL misses it
+                self._notice("warning", f"fee of {vf.fee_unpriced} on fill {vf.trade_id} of {order.id} booked as 0: "
+                                        f"no price of it in {vf.fee_currency} is known")
             cost = (order.average_price or ZERO) * order.filled + vf.amount * vf.price
             filled = order.filled + vf.amount
             _update(order, {

@@ -72,12 +72,15 @@ class Ledger:
     # -- updates -------------------------------------------------------------------------
 
     def apply_fill(self, fill: Fill, leverage: Decimal | None = None) -> Position:
-        """Book one fill. The caller de-duplicates fills by id before calling."""
+        """Book one fill. The caller de-duplicates fills by id before calling. ``fill.fee`` is
+        in the ledger's currency; ``fill.base_fee`` (base coin kept as fee) moves the position."""
         self._roll_day(fill.timestamp)
         book = self.books.get(fill.symbol)
         if book is None:
             book = self.books[fill.symbol] = _Book(fill.symbol)
-        signed = fill.amount * fill.side.sign
+        # a fee taken in the base coin leaves the holding short of the traded amount: the
+        # position moves by what was really received or given up (its quote value is fill.fee)
+        signed = fill.amount * fill.side.sign - fill.base_fee
         qty = book.qty
         realized = ZERO
         if qty == 0 or (qty > 0) == (signed > 0):

@@ -275,6 +275,9 @@ class Fill(BaseModel):
     price: Dec
     fee: Dec = ZERO
     fee_currency: str = "USDT"
+    # base coin the venue kept as fee (spot buys on OKX, Binance): the holding moves by
+    # amount - base_fee on a buy, amount + base_fee on a sell; ``fee`` is its value in the quote
+    base_fee: Dec = ZERO
     liquidity: Liquidity = Liquidity.TAKER
     timestamp: datetime
 

@@ -17,6 +17,14 @@ from core.models import Balance, Liquidity, Market, Order, OrderStatus
 
 @dataclass(frozen=True, slots=True)
 class VenueFill:
+    """One trade of an order. ``amount`` is what the exchange traded (the order's filled count).
+
+    ``fee`` is what the ledger books, in ``fee_currency``: a ccxt venue values every fee in the
+    market's quote. A fee the exchange took in the base coin (OKX and Binance spot buys) is also
+    ``base_fee``: the holding moves by ``amount - base_fee`` on a buy (``amount + base_fee`` sold
+    on a sell). ``fee_unpriced`` names a fee in a third currency the venue could not value; it
+    is booked as 0 and the engine says so."""
+
     trade_id: str
     amount: Decimal
     price: Decimal
@@ -24,6 +32,8 @@ class VenueFill:
     fee_currency: str
     liquidity: Liquidity
     timestamp: datetime
+    base_fee: Decimal = Decimal(0)
+    fee_unpriced: str | None = None
 
 
 @dataclass(slots=True)

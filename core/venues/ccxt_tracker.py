@@ -24,7 +24,7 @@ from core.config import TrackingSettings
 from core.errors import VenueError, VenueUnavailable
 from core.models import Order, OrderStatus
 from core.venues.base import VenueFill, VenueReport, VenueUpdates
-from core.venues.ccxt_parse import fill_from_trade, quote_from_ticker
+from core.venues.ccxt_parse import quote_from_ticker
 from core.venues.ccxt_streams import CcxtStreams, State, open_stream_exchange
 from core.venues.tracker import PollSchedule
 
@@ -195,8 +195,10 @@ class CcxtTracker:
             if seen is None:  # it left the book (filled, cancelled, expired) or is not visible yet
                 await self._look_up(cid, now, streamed)
                 continue
-            changed = seen.filled > self._known_filled(cid, order)
-            if changed:  # partly filled while resting: its trades
+            # partly filled while resting, or resting while the engine still waits for the lost
+            # answer of its submit (found in the book: it settles now, not at the next lookup)
+            changed = seen.filled > self._known_filled(cid, order) or order.status is OrderStatus.UNRESOLVED
+            if changed:
                 seen.fills = await v._fills(order, seen)
                 self._booked[cid] = seen.filled
                 self._trade_ids.setdefault(cid, set()).update(f.trade_id for f in seen.fills)
@@ -285,7 +287,7 @@ class CcxtTracker:
             if oid is not None:
                 self._cid_by_oid[str(oid)] = cid
                 for t in self._orphans.pop(str(oid), []):
-                    self._add_trade(cid, t)
+                    await self._add_trade(cid, t)
             self._latest[cid] = raw
             await self._emit(cid)
         self.activity.set()
@@ -300,14 +302,15 @@ class CcxtTracker:
                 while len(self._orphans) > _ORPHANS:
                     del self._orphans[next(iter(self._orphans))]
                 continue
-            if self._add_trade(cid, t):
+            if await self._add_trade(cid, t):
                 await self._emit(cid)
         self.activity.set()
 
-    def _add_trade(self, cid: str, t: dict[str, Any]) -> bool:
+    async def _add_trade(self, cid: str, t: dict[str, Any]) -> bool:
         """Keep a streamed trade of ``cid`` until it is reported; False if it was seen before."""
         order = self.venue._tracked[cid]
-        fill = fill_from_trade(order.symbol, t, str(t.get("order")), self.clock)
+        await self.venue._price_fees(order.symbol, [t])  # a BNB fee is valued at the BNB price
+        fill = self.venue._fill(order.symbol, t, str(t.get("order")))
         seen = self._trade_ids.setdefault(cid, set())
         if fill.trade_id in seen:
             return False

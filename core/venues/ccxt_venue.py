@@ -40,6 +40,10 @@ _STATUS = {
 }
 
 
+# The order-id parameter of an exchange's my-trades read, where ccxt has no fetch_order_trades.
+_ORDER_ID_PARAM = {"okx": "ordId"}
+
+
 def _dec(value: object) -> Decimal | None:
     return None if value is None else to_decimal(value)
 
@@ -443,11 +447,50 @@ class CcxtVenue:
         if report.filled <= order.filled:
             return []
         trades = (raw or {}).get("trades") or []
-        if not trades and self._ex.has.get("fetchMyTrades"):
-            trades = await self._call(self._ex.fetch_my_trades, order.symbol, None, None,
-                                      {"orderId": report.venue_order_id}, what=f"the trades of {order.id}")
-        return [fill_from_trade(order.symbol, t, report.venue_order_id, self.clock) for t in trades
+        if not trades:
+            trades = await self._order_trades(order, report.venue_order_id)
+        await self._price_fees(order.symbol, trades)
+        return [self._fill(order.symbol, t, report.venue_order_id) for t in trades
                 if not report.venue_order_id or str(t.get("order")) in (report.venue_order_id, "None")]
+
+    async def _order_trades(self, order: Order, venue_order_id: str | None) -> list[dict[str, Any]]:
+        """The trades of one order. ccxt's ``fetch_order_trades`` where the exchange has it (it
+        sends OKX's ``ordId``, Binance's ``orderId``); else the account's trades of the symbol
+        narrowed by the exchange's own order-id parameter. An unfiltered read would return only
+        the latest page (OKX: 100) and could miss this order's trades."""
+        ex = self._ex
+        what = f"the trades of {order.id}"
+        if venue_order_id and ex.has.get("fetchOrderTrades"):
+            return await self._call(ex.fetch_order_trades, venue_order_id, order.symbol, what=what)
+        if not ex.has.get("fetchMyTrades"):
+            return []
+        params = {_ORDER_ID_PARAM.get(self.name, "orderId"): venue_order_id} if venue_order_id else {}
+        return await self._call(ex.fetch_my_trades, order.symbol, None, None, params, what=what)
+
+    def _fill(self, symbol: str, trade: dict[str, Any], venue_order_id: str | None) -> VenueFill:
+        """A ccxt trade as a fill, its fee valued in the market's quote (``fill_from_trade``)."""
+        return fill_from_trade(symbol, trade, venue_order_id, self.clock, self.markets.get(symbol), self._fee_rate)
+
+    def _fee_rate(self, currency: str, quote: str) -> Decimal | None:
+        known = self._quotes.get(f"{currency}/{quote}")
+        return known.last if known is not None else None
+
+    async def _price_fees(self, symbol: str, trades: Sequence[dict[str, Any]]) -> None:
+        """A fee paid in a third currency (Binance's BNB) is valued at that currency's price:
+        read it now when it is not known, and keep it marked so later fills find it fresh."""
+        market = self.markets.get(symbol)
+        if market is None:
+            return
+        for t in trades:
+            for f in t.get("fees") or [t.get("fee") or {}]:
+                currency = (f or {}).get("currency")
+                pair = f"{currency}/{market.quote}"
+                if currency in (None, market.base, market.quote) or pair not in self.markets:
+                    continue
+                self._tracker.watch_prices([pair])
+                if pair not in self._quotes:
+                    with suppress(VenueError):  # unpriced: booked as 0, and the engine says so
+                        await self.fetch_quote(pair)
 
 
 def precision_step(exchange: Any, value: object) -> Decimal:
