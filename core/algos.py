@@ -150,6 +150,8 @@ class AlgoManager:
             if per_slice <= 0 or per_slice < minimum:
                 problems.append(f"{params.slices} slices of {amount} are {clean(per_slice)} each, below the venue's minimum "
                                 f"{minimum}: use fewer slices")
+            if params.price_limit is not None and not is_multiple(params.price_limit, tick):  # it prices IOC children
+                problems.append(f"price limit {params.price_limit} is finer than the tick size {tick}")
         elif isinstance(params, IcebergParams):
             if params.visible > amount:
                 problems.append(f"visible amount {params.visible} is above the total {amount}")

@@ -5,6 +5,11 @@ risk checks as any order), the journal, and the ways it ends.
 Ending: ``pause`` and ``cancel`` wait for an engine call in flight to finish (a task is never
 cancelled half-way through placing an order), then cancel the open children. ``stop`` is the
 halt's: it never waits, so no child starts after it returns, and the halt cancels the rest.
+
+A cancel can fail (the venue is down, the child is still unconfirmed): that child keeps working,
+so every algorithm sizes new children from ``unplaced()`` and places none while one it tried to
+cancel is still live; the parent never has more working than it has left to fill. Whatever goes
+wrong inside the task ends the parent FAILED with the reason journaled, never a silent dead task.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.algos_model import AlgoStatus, AlgoUpdated, ParentOrder
-from core.errors import EngineError
-from core.models import ZERO, Market, Order, OrderRequest, OrderStatus, OrderType, Side, TradingState
+from core.errors import EngineError, TradedeskError
+from core.models import ZERO, Market, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TradingState
 from core.numbers import clean
 
 if TYPE_CHECKING:
@@ -73,6 +78,10 @@ class AlgoRunner:
     def children(self) -> list[Order]:
         return list(self._children.values())
 
+    def unplaced(self) -> Decimal:
+        """What is left to fill minus what live children already work: the most a new child may take."""
+        return self.parent.remaining - sum((c.remaining for c in self.live()), ZERO)
+
     def check(self) -> None:
         """Raise if the algorithm must not go on (called around every engine call)."""
         if self._closing:
@@ -81,11 +90,12 @@ class AlgoRunner:
             raise ChildRefused(f"{self._foreign_ends} children in a row ended unfilled outside the algorithm "
                                "(cancelled or expired at the venue or by hand)")
 
-    async def place_child(self, kind: OrderType, amount: Decimal, price: Decimal | None = None) -> Order:
+    async def place_child(self, kind: OrderType, amount: Decimal, price: Decimal | None = None,
+                          tif: TimeInForce = TimeInForce.GTC) -> Order:
         self.check()
         p = self.parent
-        request = OrderRequest(symbol=p.symbol, side=p.side, type=kind, amount=amount, price=price, tag=p.tag,
-                               account=p.account)
+        request = OrderRequest(symbol=p.symbol, side=p.side, type=kind, amount=amount, price=price, time_in_force=tif,
+                               tag=p.tag, account=p.account)
         self._busy = True
         try:
             order = await self.engine.place_order(request)
@@ -99,13 +109,14 @@ class AlgoRunner:
         return order
 
     async def cancel_children(self) -> None:
-        """Cancel every open child; what they filled meanwhile is counted."""
+        """Cancel every open child; what they filled meanwhile is counted. A child whose cancel
+        fails stays live (callers check ``live()`` before placing another)."""
         for child in self.live():
             self._ours.add(child.id)
             self._busy = True
             try:
                 order = await self.engine.cancel_order(child.id)
-            except EngineError as exc:  # e.g. still unconfirmed by the venue: the halt/tracker settles it
+            except TradedeskError as exc:  # unconfirmed yet, venue down: the halt/tracker settles it
                 self._notice("error", f"{self.name}: could not cancel child {child.id}: {exc}")
                 continue
             finally:
@@ -176,23 +187,36 @@ class AlgoRunner:
         except _Interrupted:
             return
         except ChildRefused as exc:
-            if not self._closing:
-                await self._close_with(AlgoStatus.FAILED, "algo_failed", str(exc))
-            return
+            await self._end(AlgoStatus.FAILED, "algo_failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - reported on the parent, never lost in a task
-            if not self._closing:
-                await self._close_with(AlgoStatus.FAILED, "algo_failed", f"{type(exc).__name__}: {exc}")
-            return
-        if self._closing:
-            return
-        self._busy = True  # ending: not to be interrupted half-way
-        await self.cancel_children()
-        await self._finish(AlgoStatus.COMPLETED, "algo_completed", short or "done")
+            await self._end(AlgoStatus.FAILED, "algo_failed", f"{type(exc).__name__}: {exc}")
+        else:
+            await self._end(AlgoStatus.COMPLETED, "algo_completed", short or "done")
 
-    async def _close_with(self, status: AlgoStatus, kind: str, reason: str) -> None:
-        self._busy = True
-        await self.cancel_children()
-        await self._finish(status, kind, reason)
+    async def _end(self, status: AlgoStatus, kind: str, reason: str) -> None:
+        """The task ends the parent: cancel the open children, then journal the end."""
+        if self._closing:
+            return  # paused, cancelled or stopped meanwhile: that call sets the status
+        self._busy = True  # ending: not to be interrupted half-way
+        try:
+            await self.cancel_children()
+        except Exception as exc:  # noqa: BLE001 - the parent still ends, and says why
+            status, kind = AlgoStatus.FAILED, "algo_failed"
+            reason = f"{reason}; cancelling its children raised {type(exc).__name__}: {exc}"
+        try:
+            await self._finish(status, kind, reason)  # sets the status before it journals
+        except Exception as exc:  # noqa: BLE001 - e.g. the journal failed: say so rather than vanish
+            self._notice("error", f"{self.name} {status.value} ({reason}) but that could not be journaled: "
+                                  f"{type(exc).__name__}: {exc}")
+
+    async def _cancel_or_fail(self, doing: str) -> None:
+        """Cancel the open children; an unexpected error fails the parent (journaled) and is raised."""
+        try:
+            await self.cancel_children()
+        except Exception as exc:
+            await self._finish(AlgoStatus.FAILED, "algo_failed",
+                               f"{doing}; cancelling its children raised {type(exc).__name__}: {exc}")
+            raise
 
     async def _wind_down(self) -> None:
         """Stop the task and wait for it: an engine call in flight finishes first."""
@@ -210,7 +234,9 @@ class AlgoRunner:
         await self._wind_down()
         if self.parent.status is not AlgoStatus.RUNNING:
             return  # it ended on its own meanwhile
-        await self.cancel_children()
+        await self._cancel_or_fail("pausing")
+        if self.parent.status is not AlgoStatus.RUNNING:
+            return  # halted or cancelled while its children were being cancelled: that status stands
         self.parent.status = AlgoStatus.PAUSED
         self.parent.reason = "paused by the trader"
         await self.journal("algo_paused")
@@ -231,7 +257,7 @@ class AlgoRunner:
         await self._wind_down()
         if self.parent.status.is_final:
             return
-        await self.cancel_children()
+        await self._cancel_or_fail("cancelling")
         await self._finish(AlgoStatus.CANCELLED, "algo_cancelled", "cancelled by the trader")
 
     async def stop(self, reason: str) -> None:
@@ -250,7 +276,7 @@ class AlgoRunner:
         self._closing = True
         await self.sync()
         open_before = len(self.live())
-        await self.cancel_children()
+        await self._cancel_or_fail(reason)
         if open_before:
             reason += f"; {open_before} open child order{'s' if open_before > 1 else ''} cancelled"
         await self._finish(AlgoStatus.STOPPED, "algo_stopped", reason)
@@ -293,7 +319,8 @@ class AlgoRunner:
         if known is not None and known.filled != order.filled:
             self._foreign_ends = 0
         elif (known is not None and known.status.is_live and order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
-              and order.id not in self._ours and order.remaining > 0):
+              and order.id not in self._ours and order.remaining > 0
+              and order.time_in_force not in (TimeInForce.IOC, TimeInForce.FOK)):  # those expire by design
             self._foreign_ends += 1
         p.filled = filled
         p.average_price = clean((cost / filled).quantize(_AVG_PLACES)) if filled else None

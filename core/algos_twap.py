@@ -3,11 +3,16 @@
 Each slice takes what is left divided by the slices left, rounded down to the market's lot
 (the last slice takes the rest), so a partly filled or skipped slice rolls into the next ones.
 Market children take the far touch; limit children rest at the near touch (the best bid for a
-buy: maker, no spread paid) and what they leave unfilled is cancelled at the next slice. With a
-``price_limit``, a slice whose price (the far touch for market children, the near touch for
-limit ones) is beyond it is skipped and its amount retried by the next slices. The last limit
-children get until the end of the duration; what is still unfilled then is cancelled and the
-parent completes with the shortfall named in its reason.
+buy: maker, no spread paid) and what they leave unfilled is cancelled at the next slice. If
+that cancel fails the old child keeps working, so the slice is skipped (and the cancel tried
+again at the next one): never more working than the parent has left.
+
+With a ``price_limit``, a slice whose price (the far touch for market children, the near touch
+for limit ones) is beyond it is skipped and its amount retried by the next slices; "market"
+children are then limit IOC orders at the price limit, so walking the book never pays beyond
+it (what the book cannot give within the limit expires and rolls into the next slices). The
+last limit children get until the end of the duration; what is still unfilled then is
+cancelled and the parent completes with the shortfall named in its reason.
 
 Paused or restarted, the schedule keeps its next due time: a slice that fell due meanwhile is
 taken at once, the next ones one interval apart (never a burst of missed slices).
@@ -20,7 +25,7 @@ from decimal import Decimal
 
 from core.algos_model import TwapParams
 from core.algos_runner import AlgoRunner
-from core.models import OrderType
+from core.models import OrderType, TimeInForce
 from core.numbers import clean, floor_to_step
 
 
@@ -38,16 +43,28 @@ class Twap(AlgoRunner):
             if p.remaining <= 0:
                 break
             left = params.slices - p.slices_done
-            amount = p.remaining if left == 1 else floor_to_step(p.remaining / left, self.market.lot_size)
             due = p.next_at or self.now()
             p.slices_done += 1
             p.next_at = max(due, self.now()) + interval
-            problem, price = await self._slice_price(params, amount)
+            unplaced = self.unplaced()
+            amount = unplaced if left == 1 else floor_to_step(unplaced / left, self.market.lot_size)
+            stuck = self.live()
+            if stuck:  # its cancel failed: it still works, so this slice places nothing
+                problem: str | None = (f"child {stuck[0].id} is still {stuck[0].status.value} (its cancel failed): "
+                                       "no new child until it is gone")
+                price: Decimal | None = None
+            else:
+                problem, price = await self._slice_price(params, amount)
             if problem is not None:
                 last_skip = problem
                 await self.journal("algo_skipped", {"slice": p.slices_done, "reason": problem})
                 continue
-            await self.place_child(OrderType.LIMIT if params.child_type == "limit" else OrderType.MARKET, amount, price)
+            if params.child_type == "limit":
+                await self.place_child(OrderType.LIMIT, amount, price)
+            elif params.price_limit is not None:  # a market order would walk the book past the limit
+                await self.place_child(OrderType.LIMIT, amount, params.price_limit, TimeInForce.IOC)
+            else:
+                await self.place_child(OrderType.MARKET, amount)
         # The last limit children work until the end of the duration.
         while self.live() and p.next_at is not None:
             seconds = (p.next_at - self.now()).total_seconds()

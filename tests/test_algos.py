@@ -13,7 +13,9 @@ import pytest
 from core import Engine, EngineError, ManualClock, OrderStatus, OrderType, Settings
 from core.algos import AlgoStatus, AlgoUpdated
 from core.config import AlgoSettings, RiskLimits
-from core.models import Order
+from core.errors import OrderNotFound, VenueUnavailable
+from core.events import Notice
+from core.models import Order, TimeInForce
 from core.venues.sim import SimDials
 
 from .conftest import on_clock, paper
@@ -408,3 +410,157 @@ async def test_limit_then_market_resumed_after_a_restart_keeps_its_deadline(db: 
         assert limit.status is OrderStatus.CANCELLED
         assert (market.type, market.amount, at(market, start)) == (OrderType.MARKET, D("0.2"), 30.0)
         assert engine.algos.get(parent.id).status is AlgoStatus.COMPLETED  # type: ignore[union-attr]
+
+
+def fail_cancels(engine: Engine, order_ids: set[str], error: Exception) -> list[str]:
+    """Make the venue answer a cancel of these orders with ``error`` (it keeps them open);
+    returns the list every cancel attempt is appended to. Empty ``order_ids`` heals the venue."""
+    venue = engine.venue
+    real_cancel = type(venue).cancel
+    attempts: list[str] = []
+
+    async def cancel(order: Order):  # noqa: ANN202
+        attempts.append(order.id)
+        if order.id in order_ids:
+            raise error
+        return await real_cancel(venue, order)
+
+    venue.cancel = cancel  # type: ignore[method-assign]
+    return attempts
+
+
+async def test_twap_places_no_child_while_one_whose_cancel_failed_still_works(engine: Engine, clock: ManualClock) -> None:
+    parent = await engine.algos.start_twap(BTC, "buy", "0.3", duration=30, slices=3, child_type="limit")
+    await settle(engine)
+    [first] = await children(engine, parent.id)
+    blocked = {first.id}
+    fail_cancels(engine, blocked, VenueUnavailable("503 overloaded"))
+    await advance(clock, engine, 10)  # slice 2: the venue keeps the first child open
+    kids = await children(engine, parent.id)
+    assert [(k.id, k.status) for k in kids] == [(first.id, OrderStatus.OPEN)]  # no second child beside it
+    skipped = [e["data"]["reason"] for e in await engine.journal.events() if e["kind"] == "algo_skipped"]  # type: ignore[union-attr]
+    assert skipped == [f"child {first.id} is still open (its cancel failed): no new child until it is gone"]
+    blocked.clear()  # the venue recovers: the last slice cancels it again and takes all that is left
+    await advance(clock, engine, 10)
+    kids = await children(engine, parent.id)
+    assert [(k.amount, k.status) for k in kids] == [(D("0.1"), OrderStatus.CANCELLED), (D("0.3"), OrderStatus.OPEN)]
+    await cross(engine, kids[1])  # the best level holds 0.25
+    await advance(clock, engine, 10)
+    done = engine.algos.get(parent.id)
+    assert done is not None and done.status is AlgoStatus.COMPLETED and done.filled == D("0.25")
+    assert [p.size for p in await engine.get_positions()] == [D("0.25")]
+
+
+async def test_twap_price_limit_bounds_what_its_market_children_pay(engine: Engine, clock: ManualClock) -> None:
+    _, ask = engine.venue.market.best(BTC)  # type: ignore[attr-defined]
+    parent = await engine.algos.start_twap(BTC, "buy", "1", duration=10, slices=1, price_limit=str(ask))
+    await settle(engine)
+    [kid] = await children(engine, parent.id)
+    # A market order for 1 would walk past the best level (0.25); a limit IOC at the limit stops there.
+    assert (kid.type, kid.time_in_force, kid.price) == (OrderType.LIMIT, TimeInForce.IOC, ask)
+    assert kid.status is OrderStatus.EXPIRED and kid.filled == D("0.25") and kid.average_price == ask
+    await advance(clock, engine, 10)
+    done = engine.algos.get(parent.id)
+    assert done is not None and done.status is AlgoStatus.COMPLETED and done.filled == D("0.25")
+    assert done.reason == "duration over with 0.75 unfilled"
+
+
+async def test_twap_price_limit_finer_than_the_tick_is_refused(engine: Engine) -> None:
+    with pytest.raises(EngineError, match="price limit 51000.05 is finer than the tick size"):
+        await engine.algos.start_twap(BTC, "buy", "1", duration=10, slices=1, price_limit="51000.05")
+
+
+async def test_a_halt_while_a_pause_cancels_children_stays_stopped(db: Path, clock: ManualClock) -> None:
+    async with paper(db, clock, dials=SimDials(latency=1.0)) as engine:  # every venue request takes 1 s
+        parent = await engine.algos.start_twap(BTC, "buy", "1", duration=60, slices=4, child_type="limit")
+        await settle(engine)
+        await advance(clock, engine, 1)  # the venue acks the first child
+        assert [c.status for c in await children(engine, parent.id)] == [OrderStatus.OPEN]
+        pausing = asyncio.ensure_future(engine.algos.pause(parent.id))
+        for _ in range(1000):
+            if clock.sleepers:
+                break
+            await asyncio.sleep(0)
+        assert not pausing.done()  # the child's cancel is on its way to the venue
+        await on_clock(clock, engine.halt_trading("mid-pause"), engine)
+        await on_clock(clock, pausing, engine)
+        stopped = engine.algos.get(parent.id)
+        assert stopped is not None and stopped.status is AlgoStatus.STOPPED and stopped.reason == "halt: mid-pause"
+        kinds = [e["kind"] for e in await engine.journal.events()]  # type: ignore[union-attr]
+        assert "algo_stopped" in kinds and "algo_paused" not in kinds
+
+
+async def test_a_venue_error_from_a_cancel_does_not_kill_the_algorithm(engine: Engine, clock: ManualClock) -> None:
+    parent = await engine.algos.start_twap(BTC, "buy", "0.3", duration=30, slices=3, child_type="limit")
+    await settle(engine)
+    [first] = await children(engine, parent.id)
+    blocked = {first.id}
+    fail_cancels(engine, blocked, OrderNotFound("unknown order"))
+    real_fetch = engine.venue.fetch_order
+
+    async def fetch_down(order: Order):  # noqa: ANN202 - the lookup after "not found" fails too
+        raise VenueUnavailable("503 overloaded")
+
+    engine.venue.fetch_order = fetch_down  # type: ignore[method-assign]
+    stream = engine.events()
+    await advance(clock, engine, 10)  # cancel_order raises the lookup's VenueError
+    assert engine.algos.get(parent.id).status is AlgoStatus.RUNNING  # type: ignore[union-attr]
+    assert any(isinstance(e, Notice) and f"could not cancel child {first.id}" in e.text for e in stream.drain())
+    blocked.clear()
+    engine.venue.fetch_order = real_fetch  # type: ignore[method-assign]
+    await advance(clock, engine, 10)  # the task is alive: the last slice cancels and places again
+    kids = await children(engine, parent.id)
+    assert [(k.amount, k.status) for k in kids] == [(D("0.1"), OrderStatus.CANCELLED), (D("0.3"), OrderStatus.OPEN)]
+
+
+async def test_an_unexpected_exception_fails_the_algorithm_with_the_reason_journaled(
+    engine: Engine, clock: ManualClock
+) -> None:
+    parent = await engine.algos.start_twap(BTC, "buy", "0.3", duration=30, slices=3, child_type="limit")
+    await settle(engine)
+    [first] = await children(engine, parent.id)
+    fail_cancels(engine, {first.id}, RuntimeError("venue adapter bug"))
+    await advance(clock, engine, 10)
+    failed = engine.algos.get(parent.id)
+    assert failed is not None and failed.status is AlgoStatus.FAILED
+    assert failed.reason == ("RuntimeError: venue adapter bug; cancelling its children raised RuntimeError: "
+                             "venue adapter bug")
+    [event] = [e for e in await engine.journal.events() if e["kind"] == "algo_failed"]  # type: ignore[union-attr]
+    assert event["data"]["algo"]["reason"] == failed.reason
+    await advance(clock, engine, 20)
+    assert len(await children(engine, parent.id)) == 1
+
+
+async def test_iceberg_waits_a_refresh_before_retrying_a_failed_cancel(engine: Engine, clock: ManualClock) -> None:
+    parent = await engine.algos.start_iceberg(BTC, "buy", "0.5", visible="0.25", price="50990", refresh=5)
+    await settle(engine)
+    [first] = await children(engine, parent.id)
+    blocked = {first.id}
+    attempts = fail_cancels(engine, blocked, VenueUnavailable("503 overloaded"))
+    await advance(clock, engine, 5)
+    assert attempts == [first.id]  # one try, not a loop hammering the venue
+    await advance(clock, engine, 4.9)
+    assert attempts == [first.id]
+    await advance(clock, engine, 0.1)
+    assert attempts == [first.id, first.id]
+    blocked.clear()
+    await advance(clock, engine, 5)
+    old, new = await children(engine, parent.id)
+    assert old.status is OrderStatus.CANCELLED and new.status is OrderStatus.OPEN and new.amount == D("0.25")
+
+
+async def test_limit_then_market_goes_to_market_only_once_its_limit_is_gone(engine: Engine, clock: ManualClock) -> None:
+    parent = await engine.algos.start_limit_then_market(BTC, "buy", "0.2", price="50990", timeout=30)
+    await settle(engine)
+    [limit] = await children(engine, parent.id)
+    blocked = {limit.id}
+    attempts = fail_cancels(engine, blocked, VenueUnavailable("503 overloaded"))
+    await advance(clock, engine, 30)
+    assert attempts == [limit.id] and len(await children(engine, parent.id)) == 1  # no market beside the limit
+    await advance(clock, engine, 4.9)
+    assert attempts == [limit.id]  # retried on the engine clock, not at once
+    blocked.clear()
+    await advance(clock, engine, 0.1)
+    limit, market = await children(engine, parent.id)
+    assert limit.status is OrderStatus.CANCELLED and (market.type, market.amount) == (OrderType.MARKET, D("0.2"))
+    assert engine.algos.get(parent.id).status is AlgoStatus.COMPLETED  # type: ignore[union-attr]
