@@ -698,14 +698,17 @@ class Engine:
             if cancelled.status is not S.CANCELLED or cancelled.remaining <= 0:
                 raise EngineError(f"order {order.id} could not be replaced: it is {cancelled.status.value}")
             new_amount = (amount if amount is not None else order.amount) - order.filled
-            return await self.place_order(
+            new = await self.place_order(
                 OrderRequest(
                     symbol=order.symbol, side=order.side, type=order.type, amount=new_amount,
                     price=price if price is not None else order.price, stop_price=order.stop_price,
                     time_in_force=order.time_in_force, reduce_only=order.reduce_only, leverage=order.leverage,
-                    tag=f"replaces {order.id}", account=order.account,
+                    # the order's own tag: a contingent's leg links its replacement by it
+                    tag=order.tag or f"replaces {order.id}", account=order.account,
                 )
             )
+            await journal.write("order_replaced", ts=self._ts(), order=self._orders[new.id], data={"replaces": order.id})
+            return new
         try:
             report = await venue.amend(order, price, amount)
         except VenueError as exc:
@@ -1307,6 +1310,8 @@ class Engine:
                 continue
             if order.id in self._ignored:
                 continue  # ignore_order: the venue may follow it until the next restart; the desk does not
+            if order.status is S.UNRESOLVED and order.acked_at is None:
+                order.acked_at = self.clock.now()  # the venue has it: this report is the ack, as in _settle
             applied.append(self._absorb(order, report, "order_updated"))
         await self._commit(applied)
         if updates.prices:
@@ -1348,7 +1353,10 @@ class Engine:
         await self._commit([self._absorb(order, report, "order_settled")])
 
     async def _lookup_after_missing(self, order: Order, why: str) -> VenueReport | None:
-        report = await self._accounts[order.account].venue.fetch_order(order)
+        try:
+            report = await self._accounts[order.account].venue.fetch_order(order)
+        except VenueError as exc:  # unknown either way: keep it live, the tracker settles it
+            report, why = None, f"{why}; lookup failed: {exc}"
         if report is None:
             self._revert_cancel(order, f"cancel failed: {why}")
             await self._journal().write("cancel_failed", ts=self._ts(), order=order)

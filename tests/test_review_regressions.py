@@ -158,3 +158,25 @@ def test_engine_is_importable_without_the_ui() -> None:
 
 
 _ = Engine  # keep the import for type hints above
+
+
+async def test_a_cancel_answered_not_found_whose_lookup_fails_leaves_the_order_live_not_cancelling(
+    engine: Engine, clock: ManualClock
+) -> None:
+    from core.errors import OrderNotFound
+
+    order = await engine.place_order(limit("BTC/USDT", "50000", "0.01"))
+
+    async def not_found(o):  # noqa: ANN001, ANN202
+        raise OrderNotFound("unknown order (the exchange lost track of it for a moment)")
+
+    async def lookup_down(o):  # noqa: ANN001, ANN202
+        raise VenueTimeout("lookup timed out")
+
+    engine.venue.cancel = not_found  # type: ignore[method-assign]
+    engine.venue.fetch_order = lookup_down  # type: ignore[method-assign]
+    after = await engine.cancel_order(order.id)  # no VenueError escapes the cancel
+    assert after.status is OrderStatus.OPEN  # not stuck in CANCELLING: the tracker settles it later
+    assert "lookup failed: lookup timed out" in (after.error or "")
+    kinds = [e["kind"] for e in await engine.journal.events(order_id=order.id)]  # type: ignore[union-attr]
+    assert kinds[-2:] == ["cancel_requested", "cancel_failed"]
