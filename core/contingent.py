@@ -20,14 +20,25 @@ is stepped again until nothing is left to do. Steps read state, not events, so a
 twice, late or after a restart is harmless. One task steps at a time; updates that arrive
 meanwhile (the manager's own orders included) are queued for that task.
 
-Everything is emulated here, on every venue. Native brackets, OCO lists and trailing stops on
-ccxt venues are a later step; the seam is the three ``place_*`` methods: where a venue offers the
-native form they would send one request and keep only the link here.
+Native where the venue can (``core.venues.base.native_support``; OKX through ccxt), emulated
+here otherwise (the sim, Binance, OCO everywhere):
+
+* a native bracket sends its entry with the exits attached (ccxt's unified stopLoss/takeProfit).
+  The exchange places them itself once the entry has filled completely, as ONE algo order
+  carrying both prices: when one fires the other is gone with it. The core models that honestly
+  as one order, the bracket's "exits" leg (a reduce-only stop at the stop-loss, or a take-profit
+  without one; its tag names both prices). Its client order id is chosen and journaled before
+  the entry is sent, so the link survives a restart; the engine order is created when the entry
+  has filled, and tracked like any other. An entry that ends part-filled gets no exits from the
+  exchange: the bracket turns emulated and the core protects the fill.
+* a native trailing stop is an ordinary engine order the exchange keeps (OKX move_order_stop).
+* whatever the exchange refuses natively is placed emulated instead, with a notice saying so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -40,6 +51,7 @@ from core.events import OrderUpdated
 from core.models import ZERO, Dec, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TradingState
 from core.numbers import clean, round_to_step, to_decimal
 from core.risk import protective_problems
+from core.venues.base import NATIVE_PREFIX, NativeExits, NativeTrail, native_support
 
 if TYPE_CHECKING:
     from core.engine import Engine, _Account
@@ -50,6 +62,8 @@ _WAITING = frozenset({S.NEW, S.SUBMITTING, S.UNRESOLVED, S.CANCELLING})  # an an
 _MAX_STEPS = 100  # per contingent and drain: more means a step keeps undoing itself (a bug), so stop and say so
 _EXIT_ROLES = ("stop_loss", "take_profit")
 _FINAL_KIND = {S.FILLED: "order_filled", S.CANCELLED: "order_cancelled", S.REJECTED: "order_rejected"}
+_UNCONFIRMED = frozenset({S.NEW, S.SUBMITTING, S.UNRESOLVED})  # the venue may not have it: nothing relies on it yet
+_RETRY_FIRST, _RETRY_MAX = 0.5, 10.0  # seconds before a failed cancel or resize is tried again, doubling
 
 
 class Leg(BaseModel):
@@ -65,6 +79,7 @@ class Leg(BaseModel):
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = True
     leverage: Dec = Decimal(1)
+    client_order_id: str | None = None  # native legs: chosen (and journaled) before anything is sent
     orders: list[str] = Field(default_factory=list)  # oldest first; the last one is the working order
     dropped: str | None = None  # why the leg is no longer kept (it is never placed again)
 
@@ -79,6 +94,7 @@ class Contingent(BaseModel):
     amount: Dec
     legs: dict[str, Leg]
     done: str | None = None  # why it ended; None while active
+    native: bool = False  # kept by the exchange (see the module docstring); the core keeps the link
     overfill: Dec = ZERO  # exits beyond what they protect, already reported
     # trailing stop only
     trail_amount: Dec | None = None
@@ -124,8 +140,13 @@ class ContingentManager:
         self._by_tag: dict[str, tuple[str, str]] = {}  # leg tag -> (contingent id, role)
         self._held: set[str] = set()  # live orders held here (trailing stops): no venue knows them
         self._dirty: dict[str, None] = {}  # contingents to step, in arrival order
-        self._prices: dict[str, dict[str, Decimal]] = {}  # account -> prices not looked at yet
-        self._stuck: set[tuple[str, str]] = set()  # (order id, action) that failed: not retried in a loop
+        # account -> symbol -> (low, high, last) of the prices not looked at yet: a trailing stop
+        # must see a cross that came and went while the manager was busy
+        self._prices: dict[str, dict[str, tuple[Decimal, Decimal, Decimal]]] = {}
+        # (order id, action) that failed -> (retry at, the wait after that): tried again on a later
+        # tick (a 502 passes), never in a loop within one drain
+        self._stuck: dict[tuple[str, str], tuple[float, float]] = {}
+        self._replacing: set[str] = set()  # contingents waiting on an unconfirmed replacement: looked at each poll
         self._cancelled: set[str] = set()  # orders this manager cancelled (to name what ended an OCO)
         self._lock = asyncio.Lock()
         self._busy = False
@@ -150,7 +171,14 @@ class ContingentManager:
             cid = self._by_order.get(order.id)
             if cid is None and order.tag in self._by_tag:
                 cid, role = self._by_tag[order.tag]  # a leg still being placed: its link is journaled next
-                self._link(self.active[cid], role, order)
+                c = self.active[cid]
+                self._link(c, role, order)
+                leg = c.legs[role]
+                if leg.dropped is not None and order.status.is_live and leg.orders[-1] == order.id:
+                    # a trader's modify on a cancel-replace venue: its cancel dropped the leg, the
+                    # replacement (same tag) is the leg's working order again
+                    leg.dropped = None
+                    await self._write(c, "leg_linked", {"role": role, "order_id": order.id})
             if cid is not None:
                 self._dirty[cid] = None
         await self._kick()
@@ -158,8 +186,26 @@ class ContingentManager:
     async def on_prices(self, account: str, prices: dict[str, Decimal]) -> None:
         """After a poll: trailing stops follow the new prices."""
         if prices and any(c.kind == "trailing" and c.account == account for c in self.active.values()):
-            self._prices.setdefault(account, {}).update(prices)
-            await self._kick()
+            seen = self._prices.setdefault(account, {})
+            for symbol, price in prices.items():
+                low, high, _ = seen.get(symbol, (price, price, price))
+                seen[symbol] = (min(low, price), max(high, price), price)
+        self._retry_due()
+        await self._kick()
+
+    def _retry_due(self) -> None:
+        """Each poll: step again the contingents whose failed cancel or resize may be retried."""
+        for cid in self._replacing & self.active.keys():  # a lookup may settle it (failed) with no venue update
+            self._dirty[cid] = None
+        self._replacing.clear()
+        now = self._engine.clock.monotonic()
+        for key, (at, _) in list(self._stuck.items()):
+            order = self._order(key[0])
+            cid = self._by_order.get(key[0])
+            if order is None or order.is_final or cid is None:
+                del self._stuck[key]
+            elif now >= at:
+                self._dirty[cid] = None
 
     def load(self, state: dict[str, str]) -> None:
         """At start, before any venue is restored: the contingents still active and their links."""
@@ -184,7 +230,14 @@ class ContingentManager:
         if not self.active:
             return
         if self._engine.trading_state is TradingState.HALTED:
+            # no halt runs now to cancel the legs at the venue: cancel them here
+            legs = [o for c in self.active.values() for o in self._all(c, c.legs) if o.status.is_live and o.id not in self._held]
             await self.stop("trading was HALTED when the engine stopped")
+            for order in legs:
+                try:
+                    await self._engine.cancel_order(order.id)
+                except EngineError as exc:
+                    self._engine._notice("error", f"{order.tag}: {order.id} not cancelled under HALTED: {exc}")
             return
         self._dirty.update(dict.fromkeys(self.active))
         async with self._exclusive():
@@ -248,12 +301,25 @@ class ContingentManager:
         if tp is not None:
             legs["take_profit"] = Leg(tag=f"bracket {cid} take-profit", side=side.opposite, type=OrderType.TAKE_PROFIT,
                                       stop_price=tp)
-        c = Contingent(id=cid, kind="bracket", account=acct.name, symbol=request.symbol, amount=request.amount, legs=legs)
+        native = "bracket" in native_support(acct.venue)
+        if native:
+            legs["entry"].client_order_id = f"{cid}e{uuid.uuid4().hex[:20]}"
+            prices = " / ".join(f"{n} {p}" for n, p in (("stop-loss", sl), ("take-profit", tp)) if p is not None)
+            legs["exits"] = Leg(tag=f"bracket {cid} exits: {prices} (one {acct.venue.name} algo order)",
+                                side=side.opposite, type=OrderType.STOP if sl is not None else OrderType.TAKE_PROFIT,
+                                stop_price=sl if sl is not None else tp,
+                                client_order_id=f"{NATIVE_PREFIX}{cid}x{uuid.uuid4().hex[:16]}")
+        c = Contingent(id=cid, kind="bracket", account=acct.name, symbol=request.symbol, amount=request.amount, legs=legs,
+                       native=native)
         async with self._exclusive():
             await self._write(c, "bracket_created", {"entry": str(price) if price else "market", "stop_loss": str(sl),
-                                                     "take_profit": str(tp), "amount": str(c.amount)})
+                                                     "take_profit": str(tp), "amount": str(c.amount),
+                                                     "native": acct.venue.name if native else None})
             self._add(c)
-            await self._place_leg(c, "entry", c.amount)
+            order = await self._place_leg(c, "entry", c.amount)
+            if native and order is not None and order.status in (S.REJECTED, S.FAILED):
+                await self._go_emulated(c, f"{acct.venue.name} refused the entry with its exits attached ({order.error})")
+                await self._place_leg(c, "entry", c.amount)
         return self.get(cid)  # type: ignore[return-value]
 
     async def place_oco_order(
@@ -329,6 +395,10 @@ class ContingentManager:
         problems += e.check_order(exit_request)  # what its exit order will meet: a position to reduce, the state
         if problems:
             raise EngineError("trailing stop refused: " + "; ".join(problems))
+        if "trailing" in native_support(acct.venue):
+            native = await self._place_native_trailing(exit_request, trail, pct, activation)
+            if native is not None:
+                return native
         cid = self._new_id()
         e._seq += 1  # an engine order id: the trailing stop is listed with every other order
         oid = f"td{e._token}{e._seq:06d}"
@@ -353,6 +423,44 @@ class ContingentManager:
                                                       "activation_price": str(activation)}, order=order)
         return order.model_copy()
 
+    async def _place_native_trailing(self, request: OrderRequest, trail: Decimal | None, pct: Decimal | None,
+                                     activation: Decimal | None) -> Order | None:
+        """The trailing stop kept by the exchange; None (and a notice) when it refuses it."""
+        e = self._engine
+        acct = self._account(request.account)
+        venue = acct.venue
+        ref = acct.prices.get(request.symbol)
+        if ref is None and hasattr(venue, "fetch_quote"):
+            quote = await venue.fetch_quote(request.symbol)
+            ref = quote.last if quote is not None else None
+        cid = self._new_id()
+        tag = f"trailing {cid} stop ({venue.name} keeps it)"
+        client_id = f"{NATIVE_PREFIX}{cid}t{uuid.uuid4().hex[:16]}"
+        c = Contingent(id=cid, kind="trailing", account=acct.name, symbol=request.symbol, amount=request.amount,
+                       legs={"stop": Leg(tag=tag, side=request.side, type=OrderType.STOP, client_order_id=client_id)},
+                       trail_amount=trail, trail_percent=pct, activation_price=activation, native=True)
+        # The stop shown is where it starts; the exchange moves it from there.
+        c.best = activation if activation is not None and (ref is None or not self._activates(c, request.side, ref)) else ref
+        if c.best is None:
+            return None  # no price to start from: the emulated stop waits for one
+        stop = self._trigger(c, request.side)
+        c.best = None
+        async with self._exclusive():
+            await self._write(c, "trailing_created", {"trail": f"{pct}%" if pct is not None else str(trail),
+                                                      "activation_price": str(activation), "native": venue.name})
+            self._add(c)
+            venue.plan_native(client_id, NativeTrail(percent=pct, amount=trail, activation=activation))  # type: ignore[attr-defined]
+            order = await e.place_order(request.model_copy(update={
+                "type": OrderType.STOP, "stop_price": stop, "tag": tag, "client_order_id": client_id}))
+            self._link(c, "stop", order)
+            await self._write(c, "leg_placed", {"role": "stop", "order_id": order.id, "status": order.status.value})
+            if order.status in (S.REJECTED, S.FAILED):
+                await self._finish(c, f"{venue.name} refused it natively: {order.error}")
+                e._notice("warning", f"trailing stop {cid}: {venue.name} refused it natively ({order.error}); "
+                                     f"emulated in the core instead")
+                return None
+        return e._orders[order.id].model_copy()
+
     async def update_protection(self, role: str, symbol: str, price: Decimal, account: str | None = None) -> list[Order]:
         """Move the stop-loss (``role`` "stop_loss") or take-profit of an open position to
         ``price``: each protective order is replaced (the new one first, so protection never
@@ -372,6 +480,10 @@ class ContingentManager:
             raise EngineError(f"{label} price {new_price} is finer than the tick size {market.tick_size}")
         if e.trading_state is TradingState.HALTED:
             raise EngineError(f"trading is HALTED: the {label} cannot be changed")
+        for c in self.active.values():
+            if c.native and c.kind == "bracket" and (c.account, c.symbol) == (acct.name, symbol):
+                raise EngineError(f"the {label} of bracket {c.id} is kept by {acct.venue.name} in one order with its "
+                                  f"other exit: cancel that order and place new protection to change it")
         async with self._exclusive():
             position = acct.ledger.signed_size(symbol)
             if position == 0:
@@ -420,7 +532,7 @@ class ContingentManager:
             self._by_tag[leg.tag] = (c.id, role)
             for oid in leg.orders:
                 self._by_order[oid] = c.id
-        for oid in c.legs["stop"].orders if c.kind == "trailing" else ():
+        for oid in c.legs["stop"].orders if c.kind == "trailing" and not c.native else ():
             if (order := self._order(oid)) is not None and order.status.is_live:
                 self._held.add(oid)
         self._engine.register_algorithm(self)  # the halt must reach it (a halt unregisters it again)
@@ -428,7 +540,11 @@ class ContingentManager:
     def _link(self, c: Contingent, role: str, order: Order) -> None:
         leg = c.legs[role]
         if order.id not in leg.orders:
-            leg.orders.append(order.id)
+            working = self._current(c, role)
+            if order.status in (S.REJECTED, S.FAILED) and working is not None and working.status.is_live:
+                leg.orders.insert(len(leg.orders) - 1, order.id)  # a refused replacement: the old order keeps working
+            else:
+                leg.orders.append(order.id)
         if c.done is None:
             self._by_order[order.id] = c.id
 
@@ -503,6 +619,7 @@ class ContingentManager:
                 acted = await self._step(c)
             except TradedeskError as exc:
                 acted = False
+                await self._write(c, "contingent_error", {"error": str(exc)})  # the audit trail keeps why it stalled
                 self._engine._notice("error", f"{c.kind} {c.id}: {exc}")
             if acted:
                 self._dirty[cid] = None
@@ -514,7 +631,7 @@ class ContingentManager:
         if self._engine.trading_state is TradingState.HALTED:
             return False  # the halt ends every contingent; nothing new until then
         if c.kind == "bracket":
-            return await self._step_bracket(c)
+            return await (self._step_native_bracket(c) if c.native else self._step_bracket(c))
         if c.kind == "oco":
             return await self._step_oco(c)
         return await self._step_trailing(c)
@@ -529,9 +646,8 @@ class ContingentManager:
         exited = sum((o.filled for o in self._all(c, _EXIT_ROLES)), ZERO)
         await self._report_overfill(c, exited - entry.filled)
         open_qty = max(entry.filled - exited, ZERO)
-        if exited > 0 and self._cancellable(entry):
-            # an exit leg has traded: the position is being closed, so no more entry fills
-            return await self._cancel(entry)
+        if exited > 0 and self._cancellable(entry) and await self._cancel(entry):
+            return True  # an exit leg has traded: the position is being closed, so no more entry fills
         for role in _EXIT_ROLES:
             if role in c.legs and await self._keep_sized(c, role, open_qty):
                 return True
@@ -545,6 +661,73 @@ class ContingentManager:
                 self._engine._notice("warning", f"bracket {c.id}: {reason}")
             await self._finish(c, reason)
         return False
+
+    async def _step_native_bracket(self, c: Contingent) -> bool:
+        """The exchange keeps the exits: open their order once the entry has filled, end with it."""
+        entry = self._current(c, "entry")
+        if entry is None:
+            await self._finish(c, "the entry was never sent")
+            return False
+        if entry.status in (S.NEW, S.SUBMITTING, S.UNRESOLVED):
+            return False
+        exits = self._current(c, "exits")
+        if exits is None:
+            if not entry.is_final:
+                return False  # the exchange attaches the exits once the entry has filled completely
+            if entry.filled == 0:
+                await self._finish(c, f"entry {entry.status.value} with no fill: legs dropped")
+                return False
+            if entry.filled >= entry.amount:
+                await self._open_native_exits(c, entry)
+            else:
+                venue = self._engine._accounts[c.account].venue.name
+                await self._go_emulated(c, f"entry {entry.id} {entry.status.value} after filling {entry.filled} of "
+                                           f"{entry.amount}: {venue} attaches exits to a fully filled order only")
+            return True
+        if not exits.is_final:
+            return False
+        if exits.status is S.FILLED:
+            reason = f"position closed at the exchange by its exits {exits.id} at {exits.average_price}"
+        else:
+            reason = f"exits {exits.id} {exits.status.value}: {entry.filled - exits.filled} {c.symbol} left without protection"
+            self._engine._notice("warning", f"bracket {c.id}: {reason}")
+        await self._finish(c, reason)
+        return False
+
+    async def _open_native_exits(self, c: Contingent, entry: Order) -> None:
+        """The order the exchange created for the exits when the entry filled: an engine order
+        under the client id journaled with the bracket, followed by the venue like any other."""
+        e = self._engine
+        leg = c.legs["exits"]
+        assert leg.client_order_id is not None
+        adopted = e._by_client.get((c.account, leg.client_order_id))
+        if adopted is not None:
+            # the start-up reconcile found it at the exchange first and adopted it as external: claim it
+            for name, value in (("tag", leg.tag), ("type", leg.type), ("stop_price", leg.stop_price),
+                                ("reduce_only", True), ("revision", adopted.revision + 1)):
+                setattr(adopted, name, value)
+            self._link(c, "exits", adopted)
+            await self._write(c, "leg_placed", {"role": "exits", "order_id": adopted.id, "native": True,
+                                                "claimed": True}, order=adopted)
+            return
+        e._seq += 1
+        oid = f"td{e._token}{e._seq:06d}"
+        now = e.clock.now()
+        order = Order(id=oid, client_order_id=leg.client_order_id, account=c.account, symbol=c.symbol, side=leg.side,
+                      type=leg.type, amount=entry.filled, stop_price=leg.stop_price, reduce_only=True, tag=leg.tag,
+                      status=S.OPEN, created_at=now, updated_at=now, submitted_at=now, acked_at=now)
+        e._track(order)
+        self._link(c, "exits", order)
+        e._accounts[c.account].venue.follow(order)  # type: ignore[attr-defined]
+        await self._write(c, "leg_placed", {"role": "exits", "order_id": oid, "amount": str(clean(order.amount)),
+                                            "native": True}, order=order)
+
+    async def _go_emulated(self, c: Contingent, why: str) -> None:
+        """The exchange will not keep this bracket's exits: the core places them from now on."""
+        c.native = False
+        await self._write(c, "native_dropped", {"reason": why})
+        self._engine._notice("warning", f"bracket {c.id}: {why}; its exits are emulated in the core instead")
+        self._dirty[c.id] = None
 
     async def _step_oco(self, c: Contingent) -> bool:
         orders = self._all(c, c.legs)
@@ -565,6 +748,11 @@ class ContingentManager:
     async def _step_trailing(self, c: Contingent) -> bool:
         e = self._engine
         held = self._current(c, "stop")
+        if c.native:  # the exchange trails and fires it: the contingent ends with the order
+            if held is None or held.is_final:
+                await self._finish(c, f"trailing stop {held.status.value if held else 'missing'}"
+                                      + (f" at {held.average_price}" if held and held.filled else ""))
+            return False
         if held is None or held.status.is_final:
             await self._finish(c, f"trailing stop {held.status.value if held else 'missing'}")
             return False
@@ -603,13 +791,19 @@ class ContingentManager:
     async def _keep_sized(self, c: Contingent, role: str, target: Decimal) -> bool:
         """Make the leg's working order have ``target`` left to fill: place, resize or cancel it."""
         leg = c.legs[role]
-        for oid in leg.orders[:-1]:  # replaced, but the stop came before its cancel did
-            old = self._order(oid)
-            if old is not None and self._cancellable(old):
-                return await self._cancel(old)
+        order = self._current(c, role)
+        older = [o for oid in leg.orders[:-1] if (o := self._order(oid)) is not None and o.status.is_live]
+        if order is not None and older:  # replaced (cancel-replace): the old order goes once the new one works
+            if order.status in (S.REJECTED, S.FAILED):
+                return await self._restore(c, role, order, older[-1], target)
+            if order.status in _UNCONFIRMED:
+                self._replacing.add(c.id)
+                return False  # the venue may not have the replacement: the old one keeps protecting meanwhile
+            for old in older:
+                if self._cancellable(old):
+                    return await self._cancel(old)
         if leg.dropped is not None:
             return False
-        order = self._current(c, role)
         if order is None:
             if target > 0:
                 await self._place_leg(c, role, target)
@@ -618,7 +812,11 @@ class ContingentManager:
         if order.status in _WAITING:
             return False
         if order.is_final:
-            if order.status is not S.FILLED and target > 0:
+            if target > 0 and (order.status is S.FILLED or order.id in self._cancelled):
+                # filled or cancelled here, and the entry filled more since: the leg covers that too
+                await self._place_leg(c, role, target, triggered=order.status is S.FILLED and role == "stop_loss")
+                return True
+            if target > 0:
                 # cancelled by the trader or the venue, or refused: keep the rest, never re-place it
                 leg.dropped = f"{order.id} {order.status.value}" + (f": {order.error}" if order.error else "")
                 await self._write(c, "leg_dropped", {"role": role, "reason": leg.dropped})
@@ -632,19 +830,31 @@ class ContingentManager:
             return await self._resize(c, role, order, target)
         return False
 
-    async def _place_leg(self, c: Contingent, role: str, amount: Decimal) -> Order | None:
+    async def _place_leg(self, c: Contingent, role: str, amount: Decimal, *, triggered: bool = False) -> Order | None:
+        """Send one order for a leg. ``triggered``: the leg's level was reached (its stop filled),
+        so the rest goes as the exit the trigger sends: at market."""
         leg = c.legs[role]
         if c.done is not None or self._engine.trading_state is TradingState.HALTED:
             return None
+        kind, stop_price = leg.type, leg.stop_price
+        if triggered:
+            # a venue refuses a trigger order already past its level (a gap), and the exit the
+            # trigger sends is what the leg is for
+            kind, stop_price = OrderType.MARKET, None
+            self._engine._notice("warning", f"{c.kind} {c.id}: {role.replace('_', '-')} {leg.stop_price} was reached: "
+                                            f"closing the {clean(amount)} {c.symbol} filled since at market")
+        client_id = None
+        if c.native and role == "entry":  # sent with its exits attached
+            client_id = leg.client_order_id
+            sl, tp, exits = c.legs.get("stop_loss"), c.legs.get("take_profit"), c.legs["exits"]
+            self._engine._accounts[c.account].venue.plan_native(client_id, NativeExits(  # type: ignore[attr-defined]
+                client_order_id=exits.client_order_id or "", stop_loss=sl.stop_price if sl else None,
+                take_profit=tp.stop_price if tp else None))
         order = await self._engine.place_order(OrderRequest(
-            symbol=c.symbol, side=leg.side, type=leg.type, amount=amount, price=leg.price, stop_price=leg.stop_price,
+            symbol=c.symbol, side=leg.side, type=kind, amount=amount, price=leg.price, stop_price=stop_price,
             time_in_force=leg.time_in_force, reduce_only=leg.reduce_only, leverage=leg.leverage, tag=leg.tag,
-            account=c.account))
-        working = self._current(c, role)
-        if order.status in (S.REJECTED, S.FAILED) and working is not None and working.status.is_live:
-            leg.orders.insert(len(leg.orders) - 1, order.id)  # a refused replacement: the old order keeps working
-        else:
-            self._link(c, role, order)
+            client_order_id=client_id, account=c.account))
+        self._link(c, role, order)
         await self._write(c, "leg_placed", {"role": role, "order_id": order.id, "amount": str(clean(amount)),
                                             "status": order.status.value})
         if order.status in (S.REJECTED, S.FAILED):
@@ -652,29 +862,55 @@ class ContingentManager:
         self._dirty[c.id] = None  # a refusal is journaled without a venue update: look again
         return order
 
+    def _blocked(self, key: tuple[str, str]) -> bool:
+        retry = self._stuck.get(key)
+        return retry is not None and self._engine.clock.monotonic() < retry[0]
+
+    def _failed(self, key: tuple[str, str]) -> None:
+        """The engine has said why; retried on a later tick, each wait twice the last."""
+        wait = self._stuck.get(key, (0.0, _RETRY_FIRST))[1]
+        self._stuck[key] = (self._engine.clock.monotonic() + wait, min(wait * 2, _RETRY_MAX))
+
     async def _resize(self, c: Contingent, role: str, order: Order, target: Decimal) -> bool:
         key = (order.id, f"resize {target}")
-        if key in self._stuck:
+        if self._blocked(key):
             return False
         e = self._engine
         if e._accounts[order.account].venue.can_amend:
             try:
                 await e.modify_order(order.id, amount=order.filled + target)
             except EngineError as exc:
-                self._stuck.add(key)
+                self._failed(key)
                 e._notice("error", f"{c.kind} {c.id}: {role.replace('_', '-')} {order.id} not resized to {target}: {exc}")
                 return False
+            self._stuck.pop(key, None)
             return True
+        if not c.legs[role].reduce_only:
+            # a plain order is not capped by the position (both could fill): the old one goes
+            # first, the next step places the rest
+            return await self._cancel(order)
         # No amend: the replacement first (reduce-only, so the venue caps the overlap), then the
-        # old one goes as a replaced order on the next step.
+        # old one goes as a replaced order once the new one is working.
         placed = await self._place_leg(c, role, target)
         if placed is None or placed.status in (S.REJECTED, S.FAILED):
-            self._stuck.add(key)
+            self._failed(key)
+        return True
+
+    async def _restore(self, c: Contingent, role: str, refused: Order, back: Order, target: Decimal) -> bool:
+        """A replacement that ended refused or failed: the older order, still live, is the leg's
+        working order again (and the resize waits before it is tried again)."""
+        leg = c.legs[role]
+        leg.orders.remove(back.id)
+        leg.orders.append(back.id)
+        self._failed((back.id, f"resize {target}"))
+        await self._write(c, "leg_restored", {"role": role, "order_id": back.id, "refused": refused.id})
+        self._engine._notice("error", f"{c.kind} {c.id}: {role.replace('_', '-')} replacement {refused.id} "
+                                      f"{refused.status.value}; {back.id} keeps working")
         return True
 
     async def _cancel(self, order: Order) -> bool:
         key = (order.id, "cancel")
-        if key in self._stuck:
+        if self._blocked(key):
             return False
         e = self._engine
         self._cancelled.add(order.id)
@@ -684,7 +920,10 @@ class ContingentManager:
             after = None
             e._notice("error", f"cancel of {order.id} failed: {exc}")
         if after is None or after.status.is_live and after.status is not S.CANCELLING:
-            self._stuck.add(key)  # the engine has said why; a loop would not change the venue's mind
+            self._cancelled.discard(order.id)  # still working: a later end is not this manager's doing
+            self._failed(key)
+        else:
+            self._stuck.pop(key, None)
         return True
 
     async def _report_overfill(self, c: Contingent, over: Decimal) -> None:
@@ -745,34 +984,46 @@ class ContingentManager:
             return round_to_step(best - trail, tick, ROUND_FLOOR)
         return round_to_step(best + trail, tick, ROUND_CEILING)
 
-    async def _follow(self, account: str, prices: dict[str, Decimal]) -> None:
+    async def _follow(self, account: str, prices: dict[str, tuple[Decimal, Decimal, Decimal]]) -> None:
+        """Prices seen since the last look, as (low, high, last): their order is unknown, so the
+        adverse extreme is tested against the stop as it stood, the favourable one moves the best
+        price, and only the last (which came after both) is tested against the moved stop."""
         for c in list(self.active.values()):
-            if c.kind != "trailing" or c.account != account or c.symbol not in prices:
+            if c.kind != "trailing" or c.native or c.account != account or c.symbol not in prices:
                 continue
             held = self._current(c, "stop")
             if held is None or held.status is not S.OPEN or self._engine.trading_state is TradingState.HALTED:
                 continue
-            price = prices[c.symbol]
+            low, high, last = prices[c.symbol]
             sell = held.side is Side.SELL
-            if c.best is None:
-                if not self._activates(c, held.side, price):
-                    continue
-                c.best = price
-            elif price > c.best if sell else price < c.best:
-                c.best = price
-            elif price <= held.stop_price if sell else price >= held.stop_price:  # type: ignore[operator]
-                # write-ahead: the trigger is durable before the exit order is sent
-                self._engine._set_status(held, S.TRIGGERED)
-                await self._write(c, "trailing_triggered", {"trigger": str(held.stop_price), "price": str(price)},
-                                  order=held)
-                self._dirty[c.id] = None
+            favourable, adverse = (high, low) if sell else (low, high)
+            if c.best is not None and self._crossed(held, adverse):
+                await self._fire(c, held, adverse)
                 continue
+            if c.best is None:
+                if not self._activates(c, held.side, favourable):
+                    continue
+                c.best = favourable
+            elif favourable > c.best if sell else favourable < c.best:
+                c.best = favourable
             else:
                 continue
             held.stop_price = self._trigger(c, held.side)
             held.updated_at = self._engine.clock.now()
             held.revision += 1
             await self._write(c, "trailing_moved", {"best": str(c.best), "trigger": str(held.stop_price)}, order=held)
+            if self._crossed(held, last):
+                await self._fire(c, held, last)
+
+    @staticmethod
+    def _crossed(held: Order, price: Decimal) -> bool:
+        return price <= held.stop_price if held.side is Side.SELL else price >= held.stop_price  # type: ignore[operator]
+
+    async def _fire(self, c: Contingent, held: Order, price: Decimal) -> None:
+        # write-ahead: the trigger is durable before the exit order is sent
+        self._engine._set_status(held, S.TRIGGERED)
+        await self._write(c, "trailing_triggered", {"trigger": str(held.stop_price), "price": str(price)}, order=held)
+        self._dirty[c.id] = None
 
     async def _end_held(self, order: Order, status: OrderStatus, error: str | None) -> None:
         self._engine._set_status(order, status, error)

@@ -1313,10 +1313,14 @@ class Engine:
             if order.status is S.UNRESOLVED and order.acked_at is None:
                 order.acked_at = self.clock.now()  # the venue has it: this report is the ack, as in _settle
             applied.append(self._absorb(order, report, "order_updated"))
+        if updates.prices:
+            # Prices first: what reacts to these reports (contingent legs, algorithms) is risk-checked
+            # against this poll's prices, not the previous one's. The ledger is still marked after
+            # the fills are booked.
+            acct.prices.update(updates.prices)
         await self._commit(applied)
         if updates.prices:
             now = self.clock.now()
-            acct.prices.update(updates.prices)
             for sym, price in updates.prices.items():
                 hist = acct.history.get(sym)
                 if hist is None:
@@ -1358,6 +1362,7 @@ class Engine:
         except VenueError as exc:  # unknown either way: keep it live, the tracker settles it
             report, why = None, f"{why}; lookup failed: {exc}"
         if report is None:
+            self._notice("error", f"cancel of {order.id} failed: {why}")
             self._revert_cancel(order, f"cancel failed: {why}")
             await self._journal().write("cancel_failed", ts=self._ts(), order=order)
             self._publish(OrderUpdated(order.model_copy(), "cancel_failed"))

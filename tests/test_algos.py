@@ -505,7 +505,8 @@ async def test_a_venue_error_from_a_cancel_does_not_kill_the_algorithm(engine: E
     stream = engine.events()
     await advance(clock, engine, 10)  # cancel_order raises the lookup's VenueError
     assert engine.algos.get(parent.id).status is AlgoStatus.RUNNING  # type: ignore[union-attr]
-    assert any(isinstance(e, Notice) and f"could not cancel child {first.id}" in e.text for e in stream.drain())
+    notes = [e.text for e in stream.drain() if isinstance(e, Notice)]
+    assert any(first.id in t for t in notes), notes
     blocked.clear()
     engine.venue.fetch_order = real_fetch  # type: ignore[method-assign]
     await advance(clock, engine, 10)  # the task is alive: the last slice cancels and places again

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from core import Engine, EngineError, ManualClock, Order, OrderRequest, OrderStatus, OrderType
+from core.errors import OrderRejected, VenueTimeout, VenueUnavailable
 from core.events import Notice
+from core.models import TradingState
 
 from .conftest import paper
 
@@ -45,6 +47,10 @@ async def kinds(engine: Engine, order_id: str | None = None) -> list[str]:
 async def never_react(c: object) -> bool:
     """Stands in for the manager's step: the engine 'dies' before it reacts."""
     return False
+
+
+async def never_write(*args: object, **kw: object) -> None:
+    """Stands in for the manager's journal writes: the engine 'dies' before they are made."""
 
 
 # -- brackets -----------------------------------------------------------------------------------
@@ -371,3 +377,221 @@ async def test_bad_requests_are_refused_with_reasons_and_nothing_is_sent(engine:
             OrderRequest(symbol=BTC, side="sell", type="stop", amount=D("0.2"), stop_price=D("50900")))
     assert await engine.get_orders() == []
     assert not any(k.startswith("contingent:") for k in (await engine.journal.load()).state)  # type: ignore[union-attr]
+
+
+# -- review findings: gaps, lapses, retries, modify, busy manager, restarts ---------------------
+
+
+async def test_stop_loss_filled_in_a_gap_covers_the_entry_fills_that_came_with_it(engine: Engine) -> None:
+    b = await engine.place_bracket_order(BTC, "buy", D("0.5"), entry=D("50990"), stop_loss=D("50500"),
+                                         take_profit=D("51500"))
+    script(engine, "50989.9")
+    await engine.tick()
+    first = leg(engine, b.id, "stop_loss")
+    assert first.remaining == D("0.25")
+    script(engine, "50400")  # one poll: the rest of the entry fills and the stop fills its 0.25
+    await engine.tick()
+    assert order(engine, b.legs["entry"].orders[0]).filled == D("0.5") and first.status is S.FILLED
+    rest = leg(engine, b.id, "stop_loss")  # the stop's level is passed: the rest exits as the stop would
+    assert rest.id != first.id and (rest.type, rest.reduce_only, rest.status, rest.filled) == (
+        OrderType.MARKET, True, S.FILLED, D("0.25"))
+    assert position(engine) == 0 and engine.venue.open_order_count() == 0  # type: ignore[attr-defined]
+    done = engine.get_contingent(b.id)
+    assert done is not None and done.legs["stop_loss"].dropped is None
+    assert done.done == "position closed by its exit legs"
+
+
+async def test_legs_closed_by_the_manager_are_placed_again_when_the_entry_fills_more(engine: Engine) -> None:
+    b = await engine.place_bracket_order(BTC, "buy", D("0.5"), entry=D("50990"), stop_loss=D("50500"),
+                                         take_profit=D("51500"))
+    entry = order(engine, b.legs["entry"].orders[0])
+    venue = engine.venue
+    real_cancel = venue.cancel
+
+    async def entry_cancel_blips(o: Order):  # noqa: ANN202
+        if o.id == entry.id:
+            raise VenueUnavailable("502 bad gateway")  # the entry keeps working...
+        return await real_cancel(o)
+
+    venue.cancel = entry_cancel_blips  # type: ignore[method-assign]
+    script(engine, "50989.9", "51600")
+    await engine.tick()
+    await engine.tick()  # the take-profit fills 0.25: the stop-loss is cancelled here (nothing left to protect)
+    cancelled_sl, filled_tp = leg(engine, b.id, "stop_loss"), leg(engine, b.id, "take_profit")
+    assert (filled_tp.status, cancelled_sl.status, entry.status, position(engine)) == (
+        S.FILLED, S.CANCELLED, S.PARTIALLY_FILLED, 0)
+    # ...and fills its rest: both legs are placed again for it (51200 first: the engine checks a
+    # leg placed in reaction to a poll against the previous poll's price)
+    script(engine, "51200", "50980")
+    await engine.tick()
+    await engine.tick()
+    assert (entry.status, position(engine)) == (S.FILLED, D("0.25"))
+    sl, tp = leg(engine, b.id, "stop_loss"), leg(engine, b.id, "take_profit")
+    assert (sl.id, tp.id) != (cancelled_sl.id, filled_tp.id)
+    assert (sl.type, sl.status, sl.remaining, tp.type, tp.status, tp.remaining) == (
+        OrderType.STOP, S.OPEN, D("0.25"), OrderType.TAKE_PROFIT, S.OPEN, D("0.25"))
+    assert engine.get_contingent(b.id).legs["stop_loss"].dropped is None  # type: ignore[union-attr]
+
+
+async def test_stop_loss_is_cancelled_only_once_its_replacement_works(engine: Engine, clock: ManualClock) -> None:
+    venue = engine.venue
+    venue.can_amend = False  # type: ignore[misc]
+    venue.lookup_is_definitive = False  # type: ignore[misc]  # as on ccxt venues
+    b = await engine.place_bracket_order(BTC, "buy", D("0.5"), entry=D("50990"), stop_loss=D("50500"),
+                                         take_profit=D("51500"))
+    script(engine, "50989.9")
+    await engine.tick()
+    working = leg(engine, b.id, "stop_loss")
+    real_submit = venue.submit
+
+    async def lost_stop(o: Order):  # noqa: ANN202
+        if o.type is OrderType.STOP:
+            raise VenueTimeout("read timeout")  # the replacement's answer never arrives
+        return await real_submit(o)
+
+    venue.submit = lost_stop  # type: ignore[method-assign]
+    script(engine, "50980")
+    for _ in range(3):
+        await engine.tick()  # the entry fills: the stop-loss is replaced, new one first
+    replacement = leg(engine, b.id, "stop_loss")
+    assert replacement.status is S.UNRESOLVED and working.status is S.OPEN  # the old one still protects
+    venue.lookup_is_definitive = True  # type: ignore[misc]  # the lookup now proves it never arrived
+    clock.advance(10)  # past the lookup's backoff
+    await engine.tick()
+    await engine.tick()
+    assert replacement.status is S.FAILED
+    assert leg(engine, b.id, "stop_loss").id == working.id and working.status is S.OPEN  # current again
+    assert "leg_restored" in await kinds(engine)
+    venue.submit = real_submit  # type: ignore[method-assign]
+    clock.advance(1)  # past the retry's backoff
+    await engine.tick()
+    await engine.tick()
+    sl = leg(engine, b.id, "stop_loss")
+    assert (sl.status, sl.remaining, working.status) == (S.OPEN, D("0.5"), S.CANCELLED)
+
+
+async def test_oco_sibling_cancel_is_retried_after_a_transient_failure(engine: Engine, clock: ManualClock) -> None:
+    await engine.place_market_order(BTC, "buy", D("0.6"))
+    oco = await engine.place_oco_order(BTC, "sell", D("0.3"), price=D("51100"), stop_price=D("50900"))
+    stop = leg(engine, oco.id, "stop")
+    venue = engine.venue
+    real_cancel = venue.cancel
+    calls: list[str] = []
+
+    async def one_blip(o: Order):  # noqa: ANN202
+        calls.append(o.id)
+        if len(calls) == 1:
+            raise VenueUnavailable("502 bad gateway")
+        return await real_cancel(o)
+
+    venue.cancel = one_blip  # type: ignore[method-assign]
+    script(engine, "51200")
+    await engine.tick()  # the limit fills; the stop's cancel hits the blip
+    await engine.tick()
+    assert (stop.status, calls) == (S.OPEN, [stop.id])  # not retried in a loop, nor before the backoff
+    clock.advance(1)
+    await engine.tick()
+    assert stop.status is S.CANCELLED and calls == [stop.id, stop.id]
+    script(engine, "50800")
+    await engine.tick()
+    assert position(engine) == D("0.3")  # sold 0.3, not 0.6
+    assert engine.get_contingent(oco.id).done is not None  # type: ignore[union-attr]
+
+
+async def test_plain_oco_leg_is_cancelled_before_its_replacement_is_sent(engine: Engine) -> None:
+    engine.venue.can_amend = False  # type: ignore[misc]
+    oco = await engine.place_oco_order(BTC, "sell", D("0.5"), price=D("51100"), stop_price=D("50900"), reduce_only=False)
+    old = leg(engine, oco.id, "stop")
+    script(engine, "51100.1")  # the bid touches 51100: the limit fills 0.25 of the 0.5
+    await engine.tick()
+    assert leg(engine, oco.id, "limit").filled == D("0.25")
+    new = leg(engine, oco.id, "stop")
+    assert (old.status, new.status, new.remaining, new.reduce_only) == (S.CANCELLED, S.OPEN, D("0.25"), False)
+    events = [(e["kind"], e["order_id"]) for e in await engine.journal.events()]  # type: ignore[union-attr]
+    # never two plain stops at once: both could fill, and neither is capped by the position
+    assert events.index(("order_cancelled", old.id)) < events.index(("order_created", new.id))
+
+
+async def test_modified_leg_on_a_cancel_replace_venue_stays_in_its_bracket(engine: Engine) -> None:
+    engine.venue.can_amend = False  # type: ignore[misc]
+    b = await engine.place_bracket_order(BTC, "buy", D("0.2"), stop_loss=D("50500"), take_profit=D("51500"))
+    tp = leg(engine, b.id, "take_profit")
+    new_tp = await engine.modify_order(tp.id, price=D("51600"))
+    assert new_tp.tag == tp.tag and leg(engine, b.id, "take_profit").id == new_tp.id
+    assert engine.get_contingent(b.id).legs["take_profit"].dropped is None  # type: ignore[union-attr]
+    events = await engine.journal.events(order_id=new_tp.id)  # type: ignore[union-attr]
+    replaced = [e["data"] for e in events if e["kind"] == "order_replaced"]
+    assert [d["replaces"] for d in replaced] == [tp.id]
+    script(engine, "50400")
+    await engine.tick()  # the stop-loss fills: the bracket cancels the replacement take-profit
+    assert order(engine, new_tp.id).status is S.CANCELLED
+    assert position(engine) == 0 and engine.venue.open_order_count() == 0  # type: ignore[attr-defined]
+
+
+async def test_trailing_stop_fires_on_a_cross_seen_while_the_manager_was_busy(engine: Engine) -> None:
+    await engine.place_market_order(BTC, "buy", D("0.1"))
+    ts = await engine.place_trailing_stop(BTC, "sell", D("0.1"), trail_amount=D("100"))
+    assert ts.stop_price == D("50900")
+    manager = engine._contingent
+    manager._busy = True  # another task is stepping (a bracket being placed on a slow venue)
+    script(engine, "50850", "51000")  # through the stop, then back
+    await engine.tick()
+    await engine.tick()
+    manager._busy = False
+    await manager._kick()
+    held = order(engine, ts.id)
+    assert (held.status, held.stop_price) == (S.FILLED, D("50900")) and position(engine) == 0
+    events = await engine.journal.events(order_id=ts.id)  # type: ignore[union-attr]
+    triggered = [e["data"] for e in events if e["kind"] == "trailing_triggered"]
+    assert [(D(d["trigger"]), D(d["price"])) for d in triggered] == [(D("50900"), D("50850"))]
+
+
+async def test_restart_under_halted_cancels_the_legs_at_the_venue(db: Path, clock: ManualClock) -> None:
+    async with paper(db, clock) as engine:
+        b = await engine.place_bracket_order(BTC, "buy", D("0.2"), stop_loss=D("50500"), take_profit=D("51500"))
+        # the halt persisted HALTED, then the process died before it cancelled anything
+        await engine._set_trading_state(TradingState.HALTED, "test", "halted")
+        assert engine.venue.open_order_count() == 2  # type: ignore[attr-defined]
+    async with paper(db, clock) as engine:
+        assert engine.get_contingent(b.id).done is not None  # type: ignore[union-attr]
+        assert (leg(engine, b.id, "stop_loss").status, leg(engine, b.id, "take_profit").status) == (S.CANCELLED, S.CANCELLED)
+        assert engine.venue.open_order_count() == 0  # type: ignore[attr-defined]
+
+
+async def test_restart_after_a_refused_replacement_keeps_the_working_stop_current(db: Path, clock: ManualClock) -> None:
+    async with paper(db, clock) as engine:
+        engine.venue.can_amend = False  # type: ignore[misc]
+        b = await engine.place_bracket_order(BTC, "buy", D("0.5"), entry=D("50990"), stop_loss=D("50500"),
+                                             take_profit=D("51500"))
+        script(engine, "50989.9")
+        await engine.tick()
+        working = leg(engine, b.id, "stop_loss")
+        real_submit = engine.venue.submit
+
+        async def refuse_stops(o: Order):  # noqa: ANN202
+            if o.type is OrderType.STOP:
+                raise OrderRejected("stop orders are paused")
+            return await real_submit(o)
+
+        engine.venue.submit = refuse_stops  # type: ignore[method-assign]
+        engine._contingent._write = never_write  # type: ignore[method-assign]  # it dies before the links are written
+        script(engine, "50980")
+        await engine.tick()
+        refused = [o for o in await engine.get_orders() if o.type is OrderType.STOP and o.status is S.REJECTED]
+        assert len(refused) == 1
+    async with paper(db, clock) as engine:
+        served = engine.get_contingent(b.id).legs["stop_loss"].orders  # type: ignore[union-attr]
+        assert served[:2] == [refused[0].id, working.id]  # linked before the working one, not after
+        assert "leg_restored" not in await kinds(engine)
+        sl = leg(engine, b.id, "stop_loss")  # caught up: the working stop is resized to the whole entry
+        assert (sl.id, sl.status, sl.remaining) == (working.id, S.OPEN, D("0.5"))
+
+
+async def test_step_errors_are_journaled(engine: Engine) -> None:
+    async def fails(c: object) -> bool:
+        raise EngineError("the venue said no")
+
+    engine._contingent._step_bracket = fails  # type: ignore[method-assign]
+    b = await engine.place_bracket_order(BTC, "buy", D("0.2"), stop_loss=D("50500"), take_profit=D("51500"))
+    errors = [e["data"] for e in await engine.journal.events() if e["kind"] == "contingent_error"]  # type: ignore[union-attr]
+    assert [(d["contingent"], d["error"]) for d in errors] == [(b.id, "the venue said no")]
