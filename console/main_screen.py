@@ -17,7 +17,7 @@ from widgets.event_log import EventLog
 from widgets.halt_button import HaltButton
 from widgets.header_bar import HeaderBar
 from widgets.key_footer import KeyFooter
-from widgets.order_entry import OrderEntry
+from widgets.order_entry import Markets, OrderEntry
 from widgets.orders_view import OrdersView
 from widgets.positions_table import PositionsTable
 
@@ -40,6 +40,7 @@ class MainScreen(Screen[None]):
         checker: Callable[[OrderRequest], list[str]],
         prices: Callable[[], dict[str, Decimal]],
         halt_key: str,
+        markets: Markets | None = None,  # fee rates for the order preview
     ) -> None:
         super().__init__(id="main-screen")
         self._accounts = accounts
@@ -48,6 +49,7 @@ class MainScreen(Screen[None]):
         self._symbols = symbols
         self._checker = checker
         self._prices = prices
+        self._markets = markets
         self._halt_key = halt_key
         self._resumed = False
 
@@ -70,7 +72,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="left"):
                 yield Static("New order", classes="pane-title")
                 yield OrderEntry(checker=self._checker, symbols=self._symbols, prices=self._prices,
-                                 accounts=[a.strip() for a in self._accounts.split(",")])
+                                 markets=self._markets, accounts=[a.strip() for a in self._accounts.split(",")])
                 yield HaltButton(self._halt_key)
             with Vertical(id="right"):
                 with Vertical(id="orders-pane"):

@@ -9,7 +9,8 @@ Definitions
 round trip    per (account, symbol): opens when the position leaves zero and closes when it
               returns to zero or flips. A flip closes one trip and opens the next at the flip
               fill's price; that fill's fee is split pro rata to the amounts closed and opened.
-              Adds and partial closes stay in the open trip.
+              Adds and partial closes stay in the open trip. Sizes are net of ``base_fee``
+              (the base coin kept as fee), as the ledger moves the position.
 PnL           realized PnL as the ledger books it (average cost, ``core.ledger``) minus fees;
               fees count in the quote currency, as the ledger counts them.
 per-day PnL   net PnL of the fills of each UTC day.
@@ -334,19 +335,27 @@ def _replay(fills: Sequence[Fill]) -> _Replay:
         out.booked.append(_Booked(fill, at, realized - fill.fee, realized))
 
         key = (fill.account, fill.symbol)
-        signed = fill.amount * fill.side.sign
+        # the position moves by the net amount, as in the ledger: a fee kept in the base coin
+        # leaves a buy short of what it traded (and a sell gives up more), so sizes, closing and
+        # the fee share of a flip all count what really moved
+        signed = fill.amount * fill.side.sign - fill.base_fee
+        size = abs(signed)
         trip = open_trips.get(key)
-        if before_qty == 0 or (before_qty > 0) == (signed > 0):  # opens or adds
+        if signed == 0:  # the whole amount went as fee: nothing opened or closed
+            if trip is not None:
+                trip.fees += fill.fee
+                trip.fills += 1
+        elif before_qty == 0 or (before_qty > 0) == (signed > 0):  # opens or adds
             if trip is None:
                 trip = open_trips[key] = _open_trip(fill, at, signed)
                 out.trips.append(trip)
-            trip._enter(fill.amount, fill.price)
+            trip._enter(size, fill.price)
             trip.fees += fill.fee
             trip.fills += 1
         else:  # reduces, closes or flips
             assert trip is not None
-            closed = min(fill.amount, abs(before_qty))
-            fee_closing = fill.fee if closed == fill.amount else fill.fee * closed / fill.amount
+            closed = min(size, abs(before_qty))
+            fee_closing = fill.fee if closed == size else fill.fee * closed / size
             trip._exit(closed, fill.price)
             trip.realized += realized
             trip.fees += fee_closing

@@ -23,7 +23,7 @@ ORDER_COLUMNS = (
 )
 FILL_COLUMNS = (
     "id", "order_id", "client_order_id", "account", "symbol", "side", "amount", "price", "notional", "fee",
-    "fee_currency", "liquidity", "timestamp",
+    "fee_currency", "base_fee", "liquidity", "timestamp",
 )
 TRIP_COLUMNS = (
     "account", "symbol", "side", "opened_at", "closed_at", "duration_ms", "max_size", "entry_price", "exit_price",
@@ -67,7 +67,8 @@ def order_rows(executions: Iterable[Execution]) -> list[list[str]]:
 
 def fill_rows(fills: Iterable[Fill]) -> list[list[str]]:
     return [[text(v) for v in (f.id, f.order_id, f.client_order_id, f.account, f.symbol, f.side, f.amount, f.price,
-                               f.notional, f.fee, f.fee_currency, f.liquidity, f.timestamp)] for f in fills]
+                               f.notional, f.fee, f.fee_currency, f.base_fee, f.liquidity, f.timestamp)]
+            for f in fills]
 
 
 def trip_rows(trips: Iterable[RoundTrip]) -> list[list[str]]:

@@ -245,3 +245,42 @@ def test_no_fills_gives_an_empty_report() -> None:
     r = TradeRecorder([], starting_equity=D(1000)).report()
     assert (r.trips, r.daily, r.equity_curve, r.total_pnl, r.sharpe, r.exposure) == ([], [], [], D(0), None, None)
     assert r.ending_equity == D(1000) and r.execution.orders == 0
+
+
+def test_a_fee_kept_in_the_base_coin_sizes_the_round_trip_by_what_was_received() -> None:
+    # buy 1 BTC @ 100, the venue keeps 0.001 BTC as fee (worth 0.1 USDT): 0.999 received.
+    # Selling those 0.999 @ 110 (fee 0.1% = 0.10989 USDT) closes the trip with no dust:
+    # realized 0.999 x (110 - 100) = 9.99; fees 0.1 + 0.10989 = 0.20989; net 9.78011
+    bought = fill("B", "1", "BTC/USDT", "buy", "1", "100", "0.1", at(1, 9)).model_copy(update={"base_fee": D("0.001")})
+    sold = fill("S", "2", "BTC/USDT", "sell", "0.999", "110", "0.10989", at(1, 10))
+    r = TradeRecorder([bought, sold], starting_equity=D(1000)).report()
+    (trip,) = r.trips
+    assert (trip.is_open, trip.closed_at, trip.fills) == (False, at(1, 10), 2)
+    assert (trip.entry_amount, trip.exit_amount, trip.max_size) == (D("0.999"), D("0.999"), D("0.999"))
+    assert (trip.entry_price, trip.exit_price) == (D(100), D(110))
+    assert (trip.realized, trip.fees, trip.pnl) == (D("9.99"), D("0.20989"), D("9.78011"))
+    assert r.exposure == pytest.approx(1.0)  # flat again at the sell: nothing left open
+
+
+def test_a_closing_buy_net_of_its_base_fee_books_its_whole_fee_on_the_trip() -> None:
+    # short 1 @ 100 (fee 0.1); buying 1.001 @ 90 with 0.001 BTC kept as fee (0.09 USDT) receives
+    # exactly 1: it closes the trip and all of its fee belongs to it. realized 1 x (100 - 90) = 10;
+    # fees 0.1 + 0.09 = 0.19; net 9.81
+    short = fill("S", "1", "BTC/USDT", "sell", "1", "100", "0.1", at(1, 9))
+    cover = fill("B", "2", "BTC/USDT", "buy", "1.001", "90", "0.09", at(1, 10)).model_copy(
+        update={"base_fee": D("0.001")})
+    (trip,) = TradeRecorder([short, cover], starting_equity=D(1000)).report().trips
+    assert (trip.side, trip.is_open, trip.exit_amount, trip.exit_price) == (PositionSide.SHORT, False, D(1), D(90))
+    assert (trip.realized, trip.fees, trip.pnl) == (D(10), D("0.19"), D("9.81"))
+
+
+def test_a_flip_splits_its_fee_by_the_net_amounts_closed_and_opened() -> None:
+    # long 1 @ 100 (no fee), then sell 2 @ 110 giving up 0.002 BTC more as fee (fee value 0.2002):
+    # the position moves by -2.002, 1 closes the long and 1.002 opens the short. The fee splits
+    # 1 : 1.002 -> 0.2002 x 1 / 2.002 = 0.1 closes the long, 0.1002 opens the short
+    long = fill("L", "1", "BTC/USDT", "buy", "1", "100", "0", at(1, 9))
+    flip = fill("F", "2", "BTC/USDT", "sell", "2", "110", "0.2002", at(1, 10)).model_copy(update={"base_fee": D("0.002")})
+    first, second = TradeRecorder([long, flip], starting_equity=D(1000)).report().trips
+    assert (first.is_open, first.realized, first.fees, first.exit_amount) == (False, D(10), D("0.1"), D(1))
+    assert (second.side, second.is_open, second.entry_amount, second.fees) == (
+        PositionSide.SHORT, True, D("1.002"), D("0.1002"))

@@ -5,6 +5,8 @@ periodic market refresh and fees from the markets. Time moves only with ``Manual
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from decimal import Decimal as D
@@ -419,3 +421,26 @@ async def test_an_order_update_waits_for_its_trades_and_each_trade_counts_once(s
         got = await engine.get_order_by_id(order.id)
         assert got is not None and got.status is OrderStatus.FILLED and got.filled == D("0.01")
         assert got.fee == D("0.49") and (await engine.get_positions())[0].size == D("0.01")
+
+
+async def test_a_refused_stream_handshake_leaks_no_future_and_still_says_why(streaming: LoopbackBinance, db: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    # ccxt rejects a future nobody awaits when the handshake fails (binance's subscribe
+    # signature): asyncio would log "Future exception was never retrieved" for each attempt
+    server, clock = streaming, ManualClock()
+    server.streams.refuse = True
+    caplog.set_level(logging.DEBUG, logger="core.venues.ccxt_streams")
+    async with live(server, db, clock) as engine:
+        order = await engine.place_order(limit("49000"))
+        await until(engine, lambda: "503" in tracker(engine).streams.errors.get("orders", ""),  # type: ignore[union-attr]
+                    "the handshake was refused")
+        gc.collect()  # the rejected future is dropped by then: asyncio would have logged it
+        assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+        # the error itself is not hidden: the stream is down, polling covers the order, a line says why
+        assert tracker(engine).stream_state("orders") == "down"
+        down = [r for r in caplog.records if r.name == "core.venues.ccxt_streams" and r.levelno == logging.WARNING]
+        assert any("orders" in r.getMessage() and "503" in r.getMessage() for r in down)
+        server.fill(server.order_by_client_id(order.client_order_id))  # type: ignore[arg-type]
+        clock.advance(1.0)
+        await engine.tick()
+        assert (await engine.get_order_by_id(order.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]

@@ -12,8 +12,12 @@ from core import Engine, ManualClock, OrderRequest, OrderStatus, Settings, Tradi
 from contextlib import suppress
 
 from core.errors import OrderRejected, VenueError
+from core.config import TrackingSettings
+from core.models import Market
+from core.venues.ccxt_venue import CcxtCredentials, CcxtVenue
+from core.venues.settlement import settlement_currency
 
-from .loopback.binance import CCXT_OPTIONS, LoopbackBinance
+from .loopback.binance import CCXT_OPTIONS, DEFAULT_MARKETS, LoopbackBinance, MarketSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -244,3 +248,65 @@ async def test_paper_on_live_prices_survives_an_exchange_hiccup(server: Loopback
         server.set_price("BTCUSDT", D("50100"))
         await engine.tick()
         assert engine.prices()["BTC/USDT"] == D("50100")
+
+
+USDC_MARKETS = (
+    MarketSpec("BTCUSDC", "BTC", "USDC", tick_size=D("0.1"), step_size=D("0.0001"), min_qty=D("0.0001"),
+               max_qty=D("9000"), min_price=D("0.1"), max_price=D("1000000"), min_notional=D("5")),
+)
+
+
+async def test_an_account_on_a_usdc_market_counts_its_cash_in_usdc(db: Path) -> None:
+    # only a BTC/USDC market and the account's USDC: the ledger starts from the USDC held, not 0 USDT
+    async with LoopbackBinance(markets=USDC_MARKETS, prices={"BTCUSDC": D(50000)},
+                               balances={"USDC": D("250000"), "BTC": D("2")}) as server:
+        async with live(server, db) as engine:
+            status = await engine.get_account_status()
+            assert (status.currency, status.balance) == ("USDC", D("250000"))
+            order = await engine.place_order(OrderRequest(symbol="BTC/USDC", side="buy", type="market",
+                                                          amount=D("0.02")))
+            assert order.status is OrderStatus.FILLED and order.fee_currency == "USDC"  # 0.1% of 1,000 USDC
+            assert (await engine.get_account_status()).balance == D("249999")
+
+
+async def test_the_held_quote_settles_and_a_configured_one_wins(db: Path) -> None:
+    # USDT and USDC markets, and USDC/USDT: an account holding only USDC (and BTC bought with it)
+    # settles in USDC; a configured currency is read as named; an unknown one is refused clearly
+    markets = (*USDC_MARKETS, MarketSpec("USDCUSDT", "USDC", "USDT", tick_size=D("0.0001"), step_size=D("1"),
+                                         min_qty=D("1"), max_qty=D("9000000"), min_price=D("0.0001"),
+                                         max_price=D("2"), min_notional=D("5")), DEFAULT_MARKETS[0])
+    async with LoopbackBinance(markets=markets, prices={"BTCUSDC": D(50000), "USDCUSDT": D(1), "BTCUSDT": D(50000)},
+                               balances={"USDC": D("1200.5"), "BTC": D("1")}) as server:
+        for configured, expected in ((None, ("USDC", D("1200.5"))), ("usdt", ("USDT", D(0)))):
+            venue = CcxtVenue("binance", credentials=CcxtCredentials(server.api_key, server.api_secret),
+                              api_url=server.base_url, options=dict(CCXT_OPTIONS), settlement_currency=configured,
+                              tracking=TrackingSettings(websockets=False))
+            try:
+                await venue.connect()
+                balance = await venue.fetch_balance()
+                assert (balance.currency, balance.total) == expected
+            finally:
+                await venue.close()
+        venue = CcxtVenue("binance", credentials=CcxtCredentials(server.api_key, server.api_secret),
+                          api_url=server.base_url, options=dict(CCXT_OPTIONS), settlement_currency="EUR",
+                          tracking=TrackingSettings(websockets=False))
+        try:
+            await venue.connect()
+            with pytest.raises(OrderRejected, match=r"settlement currency 'EUR' is not the quote of any market "
+                                                    r"\(quotes: USDC, USDT\)"):
+                await venue.fetch_balance()
+        finally:
+            await venue.close()
+
+
+def _market(symbol: str) -> Market:
+    base, quote = symbol.split("/")
+    return Market(symbol=symbol, base=base, quote=quote, tick_size=D("0.01"), lot_size=D("0.0001"))
+
+
+def test_settlement_on_a_try_exchange_and_with_nothing_held() -> None:
+    # BTCTurk-like: TRY and USDT quotes, USDT itself bought with TRY
+    btcturk = [_market(s) for s in ("BTC/TRY", "ETH/TRY", "USDT/TRY", "BTC/USDT", "ETH/USDT")]
+    assert settlement_currency(btcturk, {"TRY": D(10_000), "USDT": D(500), "BTC": D(1)}) == "TRY"
+    assert settlement_currency(btcturk, {"USDT": D(500), "BTC": D(1)}) == "USDT"  # no TRY: USDT is the cash
+    assert settlement_currency(btcturk, {}) == "TRY"  # nothing held: the quote of the most markets

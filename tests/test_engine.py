@@ -4,6 +4,7 @@ de-duplicated fills, events, restart, and the ledger matching the venue's own bo
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -280,3 +281,32 @@ async def test_engine_refuses_calls_before_start(db: Path, clock: ManualClock) -
     engine = paper(db, clock)
     with pytest.raises(EngineError, match="not running"):
         await engine.place_order(limit("50000"))
+
+
+async def test_an_unresolved_order_settled_by_the_poll_gets_its_ack_time(engine: Engine, clock: ManualClock) -> None:
+    # the submit answer is lost and no lookup finds the order; the venue's poll is what first
+    # reports it (filled). That report is the ack: execution quality needs acked_at to measure it
+    venue = engine.venue
+    real_submit = venue.submit
+
+    async def lost_submit(order: Order):  # noqa: ANN202
+        raise VenueTimeout("read timeout")
+
+    async def not_visible(order: Order) -> None:
+        return None
+
+    venue.submit = lost_submit  # type: ignore[method-assign]
+    venue.fetch_order = not_visible  # type: ignore[method-assign]
+    venue.lookup_is_definitive = False  # type: ignore[misc]
+    order = await engine.place_order(limit("50000"))
+    assert order.status is OrderStatus.UNRESOLVED and order.acked_at is None
+    await real_submit(engine._orders[order.id])  # it did reach the venue, where it rests
+    venue.market.script("BTC/USDT", ["49000"])  # type: ignore[attr-defined]
+    clock.advance(2)
+    await engine.tick()  # the poll reports the maker fill
+    settled = await engine.get_order_by_id(order.id)
+    assert settled is not None and settled.status is OrderStatus.FILLED
+    assert settled.acked_at == clock.now() and settled.acked_at - settled.submitted_at == timedelta(seconds=2)  # type: ignore[operator]
+    clock.advance(1)
+    await engine.tick()
+    assert (await engine.get_order_by_id(order.id)).acked_at == settled.acked_at  # type: ignore[union-attr]

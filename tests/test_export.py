@@ -17,8 +17,9 @@ import pytest
 from console.cli import main
 from core import Engine, JournalError, ManualClock, OrderRequest, OrderStatus
 from core.analytics import Period, TradeRecorder
-from core.export import FILL_COLUMNS, ORDER_COLUMNS, TRIP_COLUMNS, export_journal
+from core.export import FILL_COLUMNS, ORDER_COLUMNS, TRIP_COLUMNS, export_journal, write_csv
 from core.journal_reader import read_journal
+from core.models import Fill, Side
 from core.venues.sim import SimDials
 
 from .conftest import on_clock, paper
@@ -192,3 +193,17 @@ async def test_recorder_from_a_journal_starts_from_the_initial_balance(db: Path,
     assert report.starting_equity == D(100_000)
     assert report.end - report.start >= timedelta(hours=1)  # type: ignore[operator]
     assert report.start.tzinfo is not None and report.start.utcoffset() == UTC.utcoffset(None)  # type: ignore[union-attr]
+
+
+def test_fills_csv_carries_the_fee_kept_in_the_base_coin(tmp_path: Path) -> None:
+    # a spot buy of 1 BTC where the venue kept 0.001 BTC (worth 0.1 USDT) as fee: the CSV keeps
+    # both figures, so what was received (amount - base_fee) can be worked out from the file
+    when = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    bought = Fill(id="T1", order_id="O1", client_order_id="C1", symbol="BTC/USDT", side=Side.BUY, amount=D(1),
+                  price=D(100), fee=D("0.1"), base_fee=D("0.001"), timestamp=when)
+    plain = bought.model_copy(update={"id": "T2", "base_fee": D(0), "timestamp": when + timedelta(hours=1)})
+    recorder = TradeRecorder([bought, plain], starting_equity=D(1000))
+    write_csv(tmp_path, recorder.report(), recorder.fills)
+    assert "base_fee" in FILL_COLUMNS
+    assert [(r["id"], r["fee"], r["fee_currency"], r["base_fee"]) for r in rows(tmp_path / "fills.csv")] == [
+        ("T1", "0.1", "USDT", "0.001"), ("T2", "0.1", "USDT", "0")]

@@ -13,7 +13,7 @@ preview's first line says what Enter will place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -27,11 +27,12 @@ from textual.css.query import NoMatches
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Static
 
-from core.models import OrderRequest, OrderType, Side, TimeInForce
+from core.models import Market, OrderRequest, OrderType, Side, TimeInForce
 from core.risk import protective_problems
 from widgets.messages import ContingentSubmitted, OrderSubmitted
 
 Checker = Callable[[OrderRequest], list[str]]
+Markets = Callable[[str | None], Mapping[str, Market]]  # an account's markets (None: the default account)
 
 _SIDES = {"b": "buy", "buy": "buy", "s": "sell", "sell": "sell"}
 _TYPES = {"m": "market", "l": "limit", "s": "stop", "sl": "stop_limit", "tp": "take_profit", "tr": "trailing",
@@ -95,8 +96,7 @@ class OrderEntry(Vertical):
         checker: Checker,
         symbols: list[str],
         prices: Callable[[], dict[str, Decimal]],
-        taker_fee: Decimal = Decimal("0.0004"),
-        maker_fee: Decimal = Decimal("0.0002"),
+        markets: Markets | None = None,
         accounts: list[str] | None = None,
         id: str | None = "order-entry",
     ) -> None:
@@ -105,8 +105,7 @@ class OrderEntry(Vertical):
         self._checker = checker
         self._symbols = symbols
         self._prices = prices
-        self._taker = taker_fee
-        self._maker = maker_fee
+        self._markets = markets
         self.errors: dict[str, str] = {}
         self.verdict: list[str] = []
         self.summary = ""  # what Enter places, for a bracket, OCO or trailing stop
@@ -354,14 +353,35 @@ class OrderEntry(Vertical):
         ref = request.price or request.stop_price or self._prices().get(request.symbol)
         if ref is not None:
             notional = request.amount * ref
-            rate = self._maker if request.time_in_force is TimeInForce.PO else self._taker
-            text.append(f"Notional {notional:,.2f}  fee ~{notional * rate:,.2f}\nMargin {notional / request.leverage:,.2f}")
+            fee = self._fee(request, notional)
+            text.append(f"Notional {notional:,.2f}  fee {'~' + format(fee, ',.2f') if fee is not None else 'unknown'}"
+                        f"\nMargin {notional / request.leverage:,.2f}")
         preview.update(text)
         self.verdict = [problem for r in draft.checks for problem in self._checker(r)]
         if self.verdict:
             verdict.update(Text("✗ " + "; ".join(dict.fromkeys(self.verdict)), style="bold red"))
         else:
             verdict.update(Text("✓ passes risk checks", style="green"))
+
+    def _fee(self, request: OrderRequest, notional: Decimal) -> Decimal | None:
+        """The fee at the market's own rate (None when the venue does not say): maker if the
+        order would rest, taker if it would take."""
+        market = self._markets(request.account).get(request.symbol) if self._markets is not None else None
+        if market is None:
+            return None
+        return market.estimate_fee(notional, maker=self._would_rest(request))
+
+    def _would_rest(self, request: OrderRequest) -> bool:
+        """Post-only always rests; a GTC limit rests unless it crosses the last price; IOC/FOK,
+        market and triggered orders take."""
+        if request.time_in_force is TimeInForce.PO:
+            return True
+        if request.type is not OrderType.LIMIT or request.time_in_force is not TimeInForce.GTC:
+            return False
+        last = self._prices().get(request.symbol)
+        if last is None or request.price is None:
+            return False  # unknown: the dearer guess
+        return request.price < last if request.side is Side.BUY else request.price > last
 
     def _show_errors(self, all_fields: bool = False) -> None:
         if all_fields:

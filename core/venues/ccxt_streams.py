@@ -13,6 +13,7 @@ REST instance's markets: a websocket fault never touches the REST path that plac
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, Literal
@@ -21,6 +22,8 @@ from core.clock import Clock
 
 State = Literal["off", "starting", "up", "down"]
 StateCallback = Callable[[str, State], None]
+
+log = logging.getLogger(__name__)
 
 
 def open_stream_exchange(exchange_id: str, config: dict[str, Any], rest: Any, *, sandbox: bool = False,
@@ -44,7 +47,38 @@ def open_stream_exchange(exchange_id: str, config: dict[str, Any], rest: Any, *,
         if isinstance(api, dict) and "ws" in api:
             api["ws"] = _ws_scheme(api["ws"])
     ex.set_markets_from_exchange(rest)
+    _retrieve_orphaned_rejections(ex)
     return ex
+
+
+def _retrieve_orphaned_rejections(exchange: Any) -> None:
+    """ccxt.pro makes futures nobody awaits (binance's ``authenticate:signature`` marker, meant
+    for concurrent subscribers) and rejects them with every other future when a handshake fails:
+    asyncio then logs "Future exception was never retrieved" for each attempt. Retrieve them as
+    they settle. The error itself is not lost: the ``watch_*`` call awaiting its own future
+    raises it into ``CcxtStreams._session`` (stream down, polling, a warning line)."""
+    make_client = exchange.client
+
+    def client(url: str) -> Any:
+        c = make_client(url)
+        if not getattr(c, "_tradedesk_retrieves", False):
+            c._tradedesk_retrieves = True
+            make_future = c.future
+
+            def future(message_hash: Any) -> Any:
+                f = make_future(message_hash)
+                f.add_done_callback(_retrieve)
+                return f
+
+            c.future = future
+        return c
+
+    exchange.client = client
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.debug("stream future rejected: %s: %s", type(exc).__name__, exc)
 
 
 def _ws_scheme(url: Any) -> Any:
@@ -139,6 +173,10 @@ class CcxtStreams:
                 await deliver(data)
         except Exception as exc:  # noqa: BLE001 - any failure means: poll instead, retry later
             self.errors[key] = f"{type(exc).__name__}: {exc}"
+            # a line for each stream that stops (not for every retry of a dead endpoint)
+            level = logging.DEBUG if self._state.get(key) == "down" else logging.WARNING
+            log.log(level, "%s %s stream down, polling instead: %s", getattr(self.exchange, "id", "exchange"), key,
+                    self.errors[key])
             self._set(key, "down")
             if not spoke:
                 raise

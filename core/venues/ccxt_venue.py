@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 from core.clock import Clock, SystemClock
@@ -23,10 +24,11 @@ from core.config import TrackingSettings
 from core.errors import OrderNotFound, OrderRejected, VenueError, VenueTimeout, VenueUnavailable
 from core.models import Balance, Market, Order, OrderStatus, OrderType, Side, TimeInForce
 from core.numbers import to_decimal
-from core.venues.base import Quote, VenueFill, VenueReport, VenueUpdates
+from core.venues.base import NATIVE_PREFIX, NativeExits, NativeForm, NativeTrail, Quote, VenueFill, VenueReport, VenueUpdates
 from core.venues.ccxt_parse import fill_from_trade, quote_from_ticker
 from core.venues.ccxt_tracker import CcxtTracker
 from core.venues.emulated_triggers import Held, TriggerBook, native_trigger_supported, released, would_trigger
+from core.venues.settlement import settlement_currency
 
 T = TypeVar("T")
 
@@ -38,6 +40,19 @@ _STATUS = {
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
+
+
+# Exchanges whose algo-order book (TP/SL, OCO, trailing: separate ids and endpoints, reached by
+# ccxt's ``trigger``/``trailing`` params) this venue follows; elsewhere contingents stay emulated.
+_ALGO_BOOK = frozenset({"okx"})
+# What the core keeps natively there, by the ccxt ``has`` flag that must be set for it.
+_NATIVE_FLAGS = (("bracket", "createOrderWithTakeProfitAndStopLoss"), ("trailing", "createTrailingPercentOrder"))
+# The algo-order lists read to see every open algo order (OKX: conditional and oco together).
+_ALGO_LISTS: tuple[dict[str, Any], ...] = ({"trigger": True, "ordType": "conditional,oco"}, {"trailing": True})
+
+
+def is_algo(client_order_id: str) -> bool:
+    return client_order_id.startswith(NATIVE_PREFIX)
 
 
 # The order-id parameter of an exchange's my-trades read, where ccxt has no fetch_order_trades.
@@ -78,8 +93,10 @@ class CcxtVenue:
         retry_deadline: float = 5.0,
         config: dict[str, Any] | None = None,
         tracking: TrackingSettings | None = None,
+        settlement_currency: str | None = None,  # the account's cash currency; else chosen at the balance read
     ) -> None:
         self.name = exchange_id
+        self._settlement = settlement_currency
         self.account = account or exchange_id
         self.clock = clock or SystemClock()
         self._credentials = credentials or CcxtCredentials()
@@ -91,6 +108,8 @@ class CcxtVenue:
         self._config = config or {}
         self.markets: dict[str, Market] = {}
         self.has_cancel_all = False
+        self.native_contingent: frozenset[str] = frozenset()  # see core.venues.base.native_support
+        self._plans: dict[str, NativeForm] = {}  # client order id -> the native form its submit sends
         self._ex: Any = None
         self._ccxt: Any = None
         self._tracked: dict[str, Order] = {}
@@ -124,6 +143,8 @@ class CcxtVenue:
             point_at(ex, self._api_url)
         self._ex = ex
         self.has_cancel_all = bool(ex.has.get("cancelAllOrders"))
+        if self.name in _ALGO_BOOK:
+            self.native_contingent = frozenset(kind for kind, flag in _NATIVE_FLAGS if ex.has.get(flag))
         await self._call(ex.load_markets)
         self.markets = {sym: self._market(m) for sym, m in ex.markets.items() if m.get("spot", True)}
         await self._tracker.start(config)
@@ -242,17 +263,32 @@ class CcxtVenue:
             params["reduceOnly"] = True
         return kind, (float(order.price) if order.price is not None else None), params
 
+    def plan_native(self, client_order_id: str, form: NativeForm) -> None:
+        """Send the next submit of ``client_order_id`` in its native form (see ``native_support``)."""
+        self._plans[client_order_id] = form
+
+    def follow(self, order: Order) -> None:
+        """Track an order the exchange created itself (exits attached to a filled entry)."""
+        self._tracked[order.client_order_id] = order
+
     async def submit(self, order: Order) -> VenueReport:
+        plan = self._plans.pop(order.client_order_id, None)
+        if isinstance(plan, NativeTrail):
+            return await self._send_trail(order, plan)
+        if isinstance(plan, NativeExits):
+            return await self._send(order, order, plan)
         if self._emulates(order):
             return await self._hold(order)
         return await self._send(order, order)
 
-    async def _send(self, order: Order, sent: Order) -> VenueReport:
-        """Place ``sent`` for ``order``: the order itself, or what an emulated trigger releases."""
+    async def _send(self, order: Order, sent: Order, exits: NativeExits | None = None) -> VenueReport:
+        """Place ``sent`` for ``order``: the order itself, or what an emulated trigger releases;
+        with ``exits`` attached (TP/SL the exchange places once the order has filled)."""
         kind, price, params = self._order_params(sent)
         self._tracked[order.client_order_id] = order  # before sending: a lost answer is still polled
+        create = self._ex.create_order if exits is None else partial(self._create_with_exits, exits)
         try:
-            raw = await self._call(self._ex.create_order, order.symbol, kind, order.side.value, float(order.amount),
+            raw = await self._call(create, order.symbol, kind, order.side.value, float(order.amount),
                                    price, params, what=f"the {order.symbol} {order.side.value} order", retry=False)
         except OrderRejected:
             self._tracked.pop(order.client_order_id, None)  # refused outright: nothing to follow
@@ -264,6 +300,87 @@ class CcxtVenue:
                                        what=f"the lookup of {order.id}")
         return await self._report(order, raw)
 
+    # -- the algo-order book: native exits and trailing stops --------------------------------------
+
+    async def _create_with_exits(self, exits: NativeExits, symbol: str, kind: str, side: str, amount: float,
+                                 price: float | None, params: dict[str, Any]) -> dict[str, Any]:
+        """ccxt's unified ``stopLoss``/``takeProfit`` (market exits) build the request; the one
+        field it has no parameter for, the exits' own client id (OKX ``attachAlgoClOrdId``), is
+        added so the link is known before anything is sent."""
+        ex = self._ex
+        if exits.stop_loss is not None:
+            params["stopLoss"] = {"triggerPrice": float(exits.stop_loss)}
+        if exits.take_profit is not None:
+            params["takeProfit"] = {"triggerPrice": float(exits.take_profit)}
+        request = ex.create_order_request(symbol, kind, side, amount, price, params)
+        for attached in request.get("attachAlgoOrds") or []:
+            attached["attachAlgoClOrdId"] = exits.client_order_id
+        response = await ex.private_post_trade_order(request)
+        return ex.parse_order((response.get("data") or [{}])[0], ex.market(symbol))
+
+    async def _send_trail(self, order: Order, trail: NativeTrail) -> VenueReport:
+        """A trailing stop in the exchange's algo book (OKX ``move_order_stop``): a market order
+        of the order's amount when the price comes back by the trail from its best."""
+        params: dict[str, Any] = {"algoClOrdId": order.client_order_id}
+        if trail.percent is not None:
+            params["trailingPercent"] = str(trail.percent)  # ccxt sends callbackRatio = percent / 100
+        else:
+            params["trailingAmount"] = str(trail.amount)  # callbackSpread
+        if trail.activation is not None:
+            params["activePx"] = str(trail.activation)
+        self._tracked[order.client_order_id] = order
+        try:
+            raw = await self._call(self._ex.create_order, order.symbol, "market", order.side.value,
+                                   float(order.amount), None, params,
+                                   what=f"the {order.symbol} trailing stop", retry=False)
+        except OrderRejected:
+            self._tracked.pop(order.client_order_id, None)
+            raise
+        return VenueReport(client_order_id=order.client_order_id, status=OrderStatus.OPEN,
+                           venue_order_id=str(raw.get("id")), symbol=order.symbol)
+
+    def _algo_row(self, raw: dict[str, Any]) -> VenueReport:
+        info = raw.get("info") or {}
+        return self._from_raw(raw, info.get("algoClOrdId") or f"{NATIVE_PREFIX}{raw.get('id')}")
+
+    async def _fetch_algo(self, order: Order) -> VenueReport | None:
+        """An algo order's state; once it fired, the market order it placed carries the fills."""
+        try:
+            raw = await self._call(self._ex.fetch_order, "", order.symbol,
+                                   {"trigger": True, "clientOrderId": order.client_order_id},
+                                   what=f"the lookup of {order.id}")
+        except OrderNotFound:
+            return None
+        info = raw.get("info") or {}
+        algo_id = str(info.get("algoId") or raw.get("id"))
+        state = info.get("state")
+        report = VenueReport(client_order_id=order.client_order_id, status=OrderStatus.OPEN, venue_order_id=algo_id,
+                             symbol=order.symbol, side=raw.get("side"), order_type=info.get("ordType"))
+        if state == "canceled":
+            report.status = OrderStatus.CANCELLED
+        elif state == "order_failed":
+            report.status = OrderStatus.REJECTED
+            report.error = f"{self.name}: the algo order fired but its order failed"
+        child_id = info.get("ordId") or next(iter(info.get("ordIdList") or []), None)
+        if state not in ("effective", "partially_effective") or not child_id:
+            return report
+        child = await self._call(self._ex.fetch_order, str(child_id), order.symbol, {},
+                                 what=f"the order {order.id} placed when it fired")
+        fired = self._from_raw(child, order.client_order_id)
+        fired.amount = None
+        fired.fills = await self._fills(order, fired, child)  # the child's trades, by the child's id
+        fired.venue_order_id = algo_id  # the engine's order is the algo order
+        return fired
+
+    async def _cancel_algo(self, order: Order) -> VenueReport:
+        params: dict[str, Any] = {"trigger": True}
+        if not order.venue_order_id:
+            params["clientOrderId"] = order.client_order_id
+        await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol, params,
+                         what=f"the cancel of {order.id}")
+        return VenueReport(client_order_id=order.client_order_id, status=OrderStatus.CANCELLED,
+                           venue_order_id=order.venue_order_id, symbol=order.symbol)
+
     # -- emulated triggers (see core.venues.emulated_triggers) -------------------------------------
 
     def _emulates(self, order: Order) -> bool:
@@ -272,7 +389,7 @@ class CcxtVenue:
     def _held_before(self, order: Order) -> bool:
         """Whether a journaled live order is one this venue holds (or would have held, had the
         submit's answer been journaled): emulated and never seen at the exchange."""
-        if order.venue_order_id is not None or not order.status.is_live:
+        if order.venue_order_id is not None or not order.status.is_live or is_algo(order.client_order_id):
             return False
         if order.emulated:
             return order.status is not OrderStatus.TRIGGERED
@@ -347,6 +464,8 @@ class CcxtVenue:
         if held is not None and (held.verified or await self._lookup_held(held) is None):
             self._held.pop(order.client_order_id)  # never sent: the cancel is local
             return self._held_answer(order, OrderStatus.CANCELLED)
+        if is_algo(order.client_order_id):
+            return await self._cancel_algo(order)
         raw = await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol,
                                {"clientOrderId": order.client_order_id}, what=f"the cancel of {order.id}")
         report = await self._report(order, raw)
@@ -383,6 +502,8 @@ class CcxtVenue:
         if held is not None:  # emulated, not triggered: the answer is ours
             found = None if held.verified else await self._lookup_held(held)
             return found or self._held_answer(order, OrderStatus.OPEN)
+        if is_algo(order.client_order_id):
+            return await self._fetch_algo(order)
         try:
             raw = await self._call(self._ex.fetch_order, order.venue_order_id or "", order.symbol,
                                    {"clientOrderId": order.client_order_id}, what=f"the lookup of {order.id}")
@@ -391,12 +512,25 @@ class CcxtVenue:
         return await self._report(order, raw)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueReport]:
+        """Open orders; where the venue keeps orders in the algo book, its open algo orders too
+        (always for the whole book, which the halt reads to prove it empty)."""
         raws = await self._call(self._ex.fetch_open_orders, symbol, what="open orders")
-        return [self._from_raw(r, r.get("clientOrderId") or str(r.get("id"))) for r in raws]
+        reports = [self._from_raw(r, r.get("clientOrderId") or str(r.get("id"))) for r in raws]
+        if self.native_contingent and (symbol is None or any(
+                is_algo(cid) and o.symbol == symbol for cid, o in self._tracked.items())):
+            for params in _ALGO_LISTS:
+                algos = await self._call(self._ex.fetch_open_orders, symbol, None, None, dict(params),
+                                         what="open algo orders")
+                reports += [self._algo_row(r) for r in algos]
+        return reports
 
     async def fetch_balance(self) -> Balance:
+        """The cash in the account's settlement currency: the one configured, else the quote the
+        account holds and trades in (``core.venues.settlement``), USDC or TRY as well as USDT."""
         raw = await self._call(self._ex.fetch_balance, what="the balance")
-        quote = "USDT"
+        held = {c: d for c, v in (raw.get("total") or {}).items() if (d := _dec(v)) is not None}
+        quote = settlement_currency(self.markets.values(), held, self._settlement, venue=self.name)
+        self._settlement = quote  # one account, one cash currency: later reads stay on it
         total = raw.get("total", {}).get(quote)
         free = raw.get("free", {}).get(quote)
         used = raw.get("used", {}).get(quote)

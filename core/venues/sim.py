@@ -118,7 +118,7 @@ class SimVenue:
         self.maker_fee = maker_fee
         self.taker_fee = taker_fee
         self.dials = dials or SimDials()
-        self.markets: dict[str, Market] = self.market.markets
+        self.markets: dict[str, Market] = self._priced(self.market.markets)
         self.ledger = Ledger(account=account, initial_balance=balance)
         self._dice = random.Random(f"{seed}:dials")
         self._orders: dict[str, _SimOrder] = {}
@@ -135,8 +135,13 @@ class SimVenue:
         connect = getattr(self.market, "connect", None)
         if connect is not None:  # a market fed by live prices learns its symbols now
             await connect()
-            self.markets = self.market.markets
+            self.markets = self._priced(self.market.markets)
             self._resting = {s: self._resting.get(s, {}) for s in self.markets}
+
+    def _priced(self, markets: dict[str, Market]) -> dict[str, Market]:
+        """The markets with this venue's fee rates, as a real venue reports its own."""
+        rates = {"maker_fee": self.maker_fee, "taker_fee": self.taker_fee}
+        return {sym: m.model_copy(update=rates) for sym, m in markets.items()}
 
     async def close(self) -> None:
         close = getattr(self.market, "close", None)
