@@ -71,6 +71,44 @@ class Quote:
         return self.ask - self.bid
 
 
+# Client order ids of orders a venue keeps in its algo book (native exits, trailing stops) start
+# with this: the venue tells them from ordinary orders by it, also after a restart.
+NATIVE_PREFIX = "algo"
+
+
+@dataclass(frozen=True, slots=True)
+class NativeExits:
+    """Take-profit and stop-loss the exchange attaches to an entry order and places itself once
+    the entry has filled, as one algo order (both prices: one fires, the other is gone with it)
+    under ``client_order_id``."""
+
+    client_order_id: str
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class NativeTrail:
+    """A trailing stop kept by the exchange: ``percent`` (e.g. 2 for 2 %) or ``amount`` behind the
+    best price since ``activation`` (at once without it)."""
+
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    activation: Decimal | None = None
+
+
+NativeForm = NativeExits | NativeTrail
+
+
+def native_support(venue: object) -> frozenset[str]:
+    """What a venue keeps natively of the contingent orders ("bracket", "trailing"): the optional
+    ``native_contingent`` attribute; nothing (all emulated in the core) without it, as on the sim.
+    A venue that has it also has ``plan_native(client_order_id, form)``, which makes its next
+    ``submit`` of that client order id send the native form, and ``follow(order)`` for orders the
+    exchange created itself (attached exits)."""
+    return frozenset(getattr(venue, "native_contingent", frozenset()))
+
+
 class Venue(Protocol):
     name: str
     account: str

@@ -18,6 +18,14 @@ fills and balances against it:
   at the last price (taker), resting limits fill at their price (maker) when ``set_price``
   crosses them. As on OKX spot, a buy pays its fee in the base currency and a sell in the
   quote currency; fees are negative numbers on the wire (``"fee": "-0.5"``);
+* algo orders: TP/SL attached to an order (``attachAlgoOrds`` with ``attachAlgoClOrdId``) become an
+  ``oco`` (both prices) or ``conditional`` algo order, sized to the fill, once that order has filled
+  completely (OKX attaches them to a fully filled order only); ``trade/order-algo`` (POST place:
+  ``conditional``, ``oco``, ``move_order_stop``; GET details), ``trade/orders-algo-pending``,
+  ``trade/cancel-algos``. ``set_price`` fires them: a TP/SL when the price reaches either trigger
+  (the whole algo order is then done, ``actualSide`` says which), a trailing stop when the price
+  comes back from its best since activation by ``callbackRatio`` or ``callbackSpread``. Firing
+  places a market order (``ordId`` of the algo order);
 * the fault dials of the Binance loopback: ``status_429_next_n``, ``status_5xx_next_n``,
   ``delay_seconds`` and ``drop_next_response_after_accept`` (with ``drop_mode``).
 
@@ -135,6 +143,7 @@ class OkxOrder:
     lock_remaining: Decimal = D(0)
     cancel_source: str = ""
     last_trade: OkxTrade | None = None
+    attach: dict[str, Any] | None = None  # attachAlgoOrds[0]: the TP/SL to create once filled
 
     @property
     def is_open(self) -> bool:
@@ -143,6 +152,40 @@ class OkxOrder:
     @property
     def remaining(self) -> Decimal:
         return self.sz - self.acc_fill_sz
+
+
+@dataclass
+class OkxAlgo:
+    """An algo order: TP/SL (``conditional`` one price, ``oco`` both) or a trailing stop."""
+
+    inst_id: str
+    algo_id: str
+    algo_cl_ord_id: str
+    side: str
+    ord_type: str  # conditional | oco | move_order_stop
+    sz: Decimal
+    c_time: int
+    tgt_ccy: str = ""
+    tp_trigger_px: Decimal | None = None
+    sl_trigger_px: Decimal | None = None
+    callback_ratio: Decimal | None = None
+    callback_spread: Decimal | None = None
+    active_px: Decimal | None = None
+    best: Decimal | None = None  # trailing: best price since activation (None: not active yet)
+    state: str = "live"  # live | effective | canceled | order_failed
+    ord_id: str = ""  # the market order it placed when it fired
+    actual_side: str = ""  # tp | sl, once fired
+    actual_px: Decimal | None = None
+    u_time: int = 0
+
+    @property
+    def move_trigger_px(self) -> Decimal | None:
+        if self.best is None:
+            return None
+        if self.callback_spread is not None:
+            return self.best - self.callback_spread if self.side == "sell" else self.best + self.callback_spread
+        ratio = self.callback_ratio or D(0)
+        return self.best * (1 - ratio) if self.side == "sell" else self.best * (1 + ratio)
 
 
 @dataclass
@@ -195,6 +238,8 @@ class LoopbackOkx:
     * ``drop_next_response_after_accept``: the next accepted place-order request is booked (and
       matched) but its answer never comes (``drop_mode`` "hang" or "reset").
     * ``time_offset_ms``: the server clock's offset from the local clock (for ``50102``).
+    * ``refuse_algos``: an ``sMsg``; while set, every algo order (attached TP/SL included) is
+      refused with ``sCode`` 51000, as an exchange that does not offer them on the market would.
     """
 
     def __init__(
@@ -230,12 +275,15 @@ class LoopbackOkx:
         self.drop_mode = "hang"  # "hang" (client times out) | "reset" (connection aborted)
         self.drop_hold_seconds = 5.0
         self.time_offset_ms = 0
+        self.refuse_algos: str | None = None
 
         self.requests: Counter[tuple[str, str]] = Counter()
         self.request_log: list[tuple[str, str, Any]] = []
 
         self.orders: dict[str, OkxOrder] = {}
         self.trades: list[OkxTrade] = []
+        self.algos: dict[str, OkxAlgo] = {}
+        self._algo_ids = itertools.count(700_000_000_001)
         self._ord_ids = itertools.count(600_000_000_001)
         self._trade_ids = itertools.count(300_001)
         self._bill_ids = itertools.count(900_000_001)
@@ -258,6 +306,10 @@ class LoopbackOkx:
             ("GET", p + "trade/fills"): (self._fills, True),
             ("GET", p + "trade/fills-history"): (self._fills, True),
             ("GET", p + "account/balance"): (self._balance, True),
+            ("POST", p + "trade/order-algo"): (self._place_algo, True),
+            ("GET", p + "trade/order-algo"): (self._algo_details, True),
+            ("GET", p + "trade/orders-algo-pending"): (self._algos_pending, True),
+            ("POST", p + "trade/cancel-algos"): (self._cancel_algos, True),
         }
         self._placing = {p + "trade/order", p + "trade/batch-orders"}
 
@@ -308,8 +360,16 @@ class LoopbackOkx:
         found = [o for o in self.orders.values() if o.cl_ord_id == cl_ord_id]
         return found[-1] if found else None
 
+    def open_algos(self, inst_id: str | None = None) -> list[OkxAlgo]:
+        return [a for a in self.algos.values() if a.state == "live" and (inst_id is None or a.inst_id == inst_id)]
+
+    def algo_by_client_id(self, algo_cl_ord_id: str) -> OkxAlgo | None:
+        found = [a for a in self.algos.values() if a.algo_cl_ord_id == algo_cl_ord_id]
+        return found[-1] if found else None
+
     def set_price(self, inst_id: str, price: Decimal | str | int) -> list[OkxTrade]:
-        """Move the last price; resting limits it crosses fill in full at their price (maker)."""
+        """Move the last price; resting limits it crosses fill in full at their price (maker),
+        then the algo orders it reaches fire (their market orders' trades are returned too)."""
         price = D(price)
         if inst_id not in self.instruments:
             raise KeyError(f"no instrument {inst_id!r}")
@@ -319,6 +379,9 @@ class LoopbackOkx:
             if o.inst_id == inst_id and o.is_open and o.px is not None and (
                     (o.side == "buy" and price <= o.px) or (o.side == "sell" and price >= o.px)):
                 made.append(self._fill(o, o.remaining, o.px, maker=True))
+        for a in self.open_algos(inst_id):
+            if (side := self._algo_fires(a, price)) is not None:
+                made += self._fire(a, side)
         return made
 
     def fill(self, order: OkxOrder, sz: Decimal | str | None = None) -> OkxTrade:
@@ -542,10 +605,11 @@ class LoopbackOkx:
         wallet = self.wallet(lock_ccy)
         if wallet.avail < lock:
             raise _order_failed("51008", f"Order failed. Insufficient {lock_ccy} balance in account.")
+        attach = self._attachment(p, inst)
         now = self.now_ms()
         order = OkxOrder(inst_id=inst.inst_id, ord_id=str(next(self._ord_ids)), cl_ord_id=cl, side=side,
                          ord_type=ord_type, px=px, sz=sz, c_time=now, u_time=now, lock_ccy=lock_ccy,
-                         lock_remaining=lock, fee_ccy=inst.base if side == "buy" else inst.quote)
+                         lock_remaining=lock, fee_ccy=inst.base if side == "buy" else inst.quote, attach=attach)
         wallet.avail -= lock
         wallet.frozen += lock
         self.orders[order.ord_id] = order
@@ -583,6 +647,8 @@ class LoopbackOkx:
         o.last_trade = trade
         if o.acc_fill_sz == o.sz:
             self._close(o, "filled")
+            if o.attach is not None:
+                self._attach_filled(o)
         else:
             o.state = "partially_filled"
         return trade
@@ -654,7 +720,172 @@ class LoopbackOkx:
         return [{"adjEq": "", "details": details, "imr": "", "isoEq": "", "mgnRatio": "", "mmr": "",
                  "notionalUsd": "", "ordFroz": "", "totalEq": "", "uTime": now}]
 
+    # -- algo orders ----------------------------------------------------------------------------
+
+    def _attachment(self, p: Params, inst: OkxInstrument) -> dict[str, Any] | None:
+        """The TP/SL of ``attachAlgoOrds`` (one entry, market exits), checked at placement."""
+        attached = p.get("attachAlgoOrds")
+        if not attached:
+            return None
+        if self.refuse_algos:
+            raise _order_failed("51000", self.refuse_algos)
+        if not isinstance(attached, list) or len(attached) != 1 or not isinstance(attached[0], dict):
+            raise _order_failed("51000", "Parameter attachAlgoOrds error")
+        a = attached[0]
+        tp, sl = self._decimal(a, "tpTriggerPx"), self._decimal(a, "slTriggerPx")
+        if tp is None and sl is None:
+            raise _order_failed("51000", "Parameter tpTriggerPx or slTriggerPx error")
+        for name, px in (("tpTriggerPx", tp), ("slTriggerPx", sl)):
+            if px is not None and px % inst.tick_sz:
+                raise _order_failed("51000", f"Parameter {name} error")
+        for name in ("tpOrdPx", "slOrdPx"):
+            if a.get(name) not in (None, "", "-1"):
+                raise _order_failed("51000", f"Parameter {name} error")  # limit exits: not served here
+        cl = str(a.get("attachAlgoClOrdId") or "")
+        if cl and not _CLORDID_RE.match(cl):
+            raise _order_failed("51000", "Parameter attachAlgoClOrdId error")
+        return {"tp": tp, "sl": sl, "cl": cl}
+
+    def _attach_filled(self, o: OkxOrder) -> None:
+        spec = o.attach or {}
+        tp, sl = spec.get("tp"), spec.get("sl")
+        algo = OkxAlgo(inst_id=o.inst_id, algo_id=str(next(self._algo_ids)), algo_cl_ord_id=spec.get("cl", ""),
+                       side="sell" if o.side == "buy" else "buy", ord_type="oco" if tp and sl else "conditional",
+                       sz=o.acc_fill_sz, c_time=self.now_ms(), tgt_ccy="base_ccy", tp_trigger_px=tp, sl_trigger_px=sl)
+        algo.u_time = algo.c_time
+        self.algos[algo.algo_id] = algo
+
+    def _algo_fires(self, a: OkxAlgo, price: Decimal) -> str | None:
+        """Which side of ``a`` this price fires ("tp", "sl", "move"), if any."""
+        sell = a.side == "sell"
+        if a.ord_type == "move_order_stop":
+            if a.best is None:
+                if a.active_px is None or (price >= a.active_px if sell else price <= a.active_px):
+                    a.best = price
+                return None
+            a.best = max(a.best, price) if sell else min(a.best, price)
+            trigger = a.move_trigger_px
+            assert trigger is not None
+            return "move" if (price <= trigger if sell else price >= trigger) else None
+        if a.tp_trigger_px is not None and (price >= a.tp_trigger_px if sell else price <= a.tp_trigger_px):
+            return "tp"
+        if a.sl_trigger_px is not None and (price <= a.sl_trigger_px if sell else price >= a.sl_trigger_px):
+            return "sl"
+        return None
+
+    def _fire(self, a: OkxAlgo, which: str) -> list[OkxTrade]:
+        """A triggered algo order places its market order; the algo order is then done."""
+        a.u_time = self.now_ms()
+        a.actual_px = self.prices[a.inst_id]
+        a.actual_side = which if which in ("tp", "sl") else ""
+        try:
+            placed = self._place({"instId": a.inst_id, "tdMode": "cash", "side": a.side, "ordType": "market",
+                                  "sz": fmt(a.sz), "tgtCcy": "base_ccy"})
+        except OkxError:
+            a.state = "order_failed"
+            return []
+        a.state, a.ord_id = "effective", placed["ordId"]
+        trade = self.orders[a.ord_id].last_trade
+        return [trade] if trade is not None else []
+
+    def _place_algo(self, p: Params) -> list[dict[str, Any]]:
+        if not isinstance(p, dict):
+            raise OkxError("50002", "Json data format error", status=400)
+        inst = self._instrument(p.get("instId"))
+        if self.refuse_algos:
+            raise _order_failed("51000", self.refuse_algos)
+        side, ord_type = p.get("side"), p.get("ordType")
+        if side not in ("buy", "sell"):
+            raise _order_failed("51000", "Parameter side error")
+        if ord_type not in ("conditional", "oco", "move_order_stop"):
+            raise _order_failed("51000", "Parameter ordType error")
+        if p.get("tdMode") != "cash":
+            raise _order_failed("51000", "Parameter tdMode error")
+        cl = str(p.get("algoClOrdId") or "")
+        if cl and not _CLORDID_RE.match(cl):
+            raise _order_failed("51000", "Parameter algoClOrdId error")
+        if cl and any(a.algo_cl_ord_id == cl for a in self.open_algos()):
+            raise _order_failed("51016", "Duplicated client order ID")
+        sz = self._decimal(p, "sz")
+        if sz is None or sz % inst.lot_sz or sz < inst.min_sz:
+            raise _order_failed("51000", "Parameter sz error")
+        algo = OkxAlgo(inst_id=inst.inst_id, algo_id=str(next(self._algo_ids)), algo_cl_ord_id=cl, side=side,
+                       ord_type=ord_type, sz=sz, c_time=self.now_ms(), tgt_ccy=str(p.get("tgtCcy") or ""))
+        if ord_type == "move_order_stop":
+            ratio, spread = self._decimal(p, "callbackRatio"), self._decimal(p, "callbackSpread")
+            if (ratio is None) == (spread is None):
+                raise _order_failed("51000", "Parameter callbackRatio or callbackSpread error")
+            if ratio is not None and not ratio < 1:
+                raise _order_failed("51000", "Parameter callbackRatio error")
+            algo.callback_ratio, algo.callback_spread = ratio, spread
+            algo.active_px = self._decimal(p, "activePx")
+            self._algo_fires(algo, self.prices[inst.inst_id])  # activates at once without activePx
+        else:
+            algo.tp_trigger_px, algo.sl_trigger_px = self._decimal(p, "tpTriggerPx"), self._decimal(p, "slTriggerPx")
+            both = algo.tp_trigger_px is not None and algo.sl_trigger_px is not None
+            if (ord_type == "oco") != both or (algo.tp_trigger_px is None and algo.sl_trigger_px is None):
+                raise _order_failed("51000", "Parameter tpTriggerPx or slTriggerPx error")
+        algo.u_time = algo.c_time
+        self.algos[algo.algo_id] = algo
+        return [{"algoId": algo.algo_id, "algoClOrdId": cl, "clOrdId": "", "sCode": "0", "sMsg": "", "tag": ""}]
+
+    def _find_algo(self, p: Params) -> OkxAlgo | None:
+        algo_id, cl = p.get("algoId"), p.get("algoClOrdId")
+        if not algo_id and not cl:
+            raise OkxError("51000", "Parameter algoId or algoClOrdId error")
+        found = self.algos.get(str(algo_id)) if algo_id else self.algo_by_client_id(str(cl))
+        inst_id = p.get("instId")
+        return found if found is not None and inst_id in (None, "", found.inst_id) else None
+
+    def _algo_details(self, params: Params) -> list[dict[str, Any]]:
+        found = self._find_algo(params)
+        if found is None:
+            raise OkxError("51603", "Order does not exist")
+        return [self._algo_json(found)]
+
+    def _algos_pending(self, params: Params) -> list[dict[str, Any]]:
+        if not params.get("ordType"):
+            raise OkxError("51000", "Parameter ordType error")
+        kinds = set(str(params["ordType"]).split(","))
+        rows = [a for a in self.open_algos(params.get("instId") or None) if a.ord_type in kinds]
+        rows.sort(key=lambda a: int(a.algo_id), reverse=True)
+        return [self._algo_json(a) for a in rows[:int(params.get("limit") or 100)]]
+
+    def _cancel_algos(self, params: Params) -> list[dict[str, Any]]:
+        if not isinstance(params, list) or not params:
+            raise OkxError("50002", "Json data format error", status=400)
+        found = [self._find_algo(p) for p in params]
+        if any(a is None or a.state != "live" for a in found):
+            raise _order_failed("51400", "Cancellation failed as the order has been filled, canceled or does not exist.")
+        for a in found:
+            assert a is not None
+            a.state, a.u_time = "canceled", self.now_ms()
+        return [{"algoId": a.algo_id, "algoClOrdId": a.algo_cl_ord_id, "sCode": "0", "sMsg": ""}
+                for a in found if a is not None]
+
     # -- wire shapes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _algo_json(a: OkxAlgo) -> dict[str, Any]:
+        def px(value: Decimal | None) -> str:
+            return fmt(value) if value is not None else ""
+
+        move = a.move_trigger_px
+        return {
+            "instType": "SPOT", "instId": a.inst_id, "ccy": "", "ordId": a.ord_id,
+            "ordIdList": [a.ord_id] if a.ord_id else [], "algoId": a.algo_id, "clOrdId": "",
+            "algoClOrdId": a.algo_cl_ord_id, "sz": fmt(a.sz), "closeFraction": "", "ordType": a.ord_type,
+            "side": a.side, "posSide": "net", "tdMode": "cash", "tgtCcy": a.tgt_ccy, "state": a.state, "lever": "",
+            "tpTriggerPx": px(a.tp_trigger_px), "tpTriggerPxType": "last" if a.tp_trigger_px else "",
+            "tpOrdPx": "-1" if a.tp_trigger_px else "", "slTriggerPx": px(a.sl_trigger_px),
+            "slTriggerPxType": "last" if a.sl_trigger_px else "", "slOrdPx": "-1" if a.sl_trigger_px else "",
+            "triggerPx": "", "triggerPxType": "", "ordPx": "", "actualSz": fmt(a.sz) if a.ord_id else "",
+            "actualPx": px(a.actual_px), "actualSide": a.actual_side, "triggerTime": str(a.u_time) if a.ord_id else "",
+            "callbackRatio": px(a.callback_ratio), "callbackSpread": px(a.callback_spread),
+            "activePx": px(a.active_px), "moveTriggerPx": px(move.quantize(D("1e-8")) if move is not None else None),
+            "reduceOnly": "false", "tag": "", "cTime": str(a.c_time), "uTime": str(a.u_time),
+        }
+
 
     @staticmethod
     def _order_json(o: OkxOrder) -> dict[str, Any]:
