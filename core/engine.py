@@ -1119,8 +1119,13 @@ class Engine:
     async def tick(self) -> None:
         """One round of the background work: poll each venue, book what changed, mark positions."""
         self._journal()
+        failed: list[tuple[str, VenueError]] = []
         for acct in self._accounts.values():
-            updates = await acct.venue.poll()
+            try:
+                updates = await acct.venue.poll()
+            except VenueError as exc:  # one exchange down must not stop tracking the others
+                failed.append((acct.name, exc))
+                continue
             await self._apply_updates(acct, updates)
             if self._contingent.active:
                 await self._contingent.on_prices(acct.name, updates.prices)  # trailing stops follow the prices
@@ -1130,6 +1135,11 @@ class Engine:
         for order in unresolved:
             if self._unresolved_lookups.due(order.id, now):  # a venue's poll report still settles it at once
                 await self._settle(order)
+        if failed:
+            # every failing account is reported; the first is raised, so the caller (``run``) says so too
+            for name, exc in failed[1:]:
+                self._notice("error", f"poll of {name} failed: {exc}")
+            raise failed[0][1]
 
     async def run(self) -> None:
         """Run the background loops until the engine closes. Venue errors are reported and the

@@ -108,6 +108,7 @@ class CcxtStreams:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._state: dict[str, State] = {}
         self.errors: dict[str, str] = {}  # the last error of each stream, for diagnostics
+        self._closed = False  # a poll still running at close must not start a stream nobody ends
 
     def supports(self, method: str) -> bool:
         return bool(self.exchange.has.get(method))
@@ -123,12 +124,13 @@ class CcxtStreams:
 
     def start(self, key: str, watch: Callable[[], Awaitable[Any]], deliver: Callable[[Any], Awaitable[None]]) -> None:
         """Keep ``watch`` streaming into ``deliver`` under ``key`` until ``close``."""
-        if key in self._tasks:
+        if key in self._tasks or self._closed:
             return
         self._set(key, "starting")
         self._tasks[key] = asyncio.get_running_loop().create_task(self._keep(key, watch, deliver), name=f"stream {key}")
 
     async def close(self) -> None:
+        self._closed = True
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:

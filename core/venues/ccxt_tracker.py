@@ -134,6 +134,9 @@ class CcxtTracker:
         tracked = self.venue._tracked
         done = self._finished | {cid for cid, o in tracked.items() if o.status.is_final}  # e.g. cancelled by request
         self._finished = set()
+        # final by the desk's word, or short of its fills: kept until a lookup shows the
+        # exchange's own final state with every fill
+        done -= self.venue._unsettled
         for cid in done:
             order = tracked.pop(cid, None)
             if order is not None and order.filled > 0:
@@ -141,6 +144,7 @@ class CcxtTracker:
             self._forget(cid)
 
     def _forget(self, cid: str) -> None:
+        self.venue._unsettled.discard(cid)
         self.schedule.forget(cid)
         self._latest.pop(cid, None)
         self._trades.pop(cid, None)
@@ -209,6 +213,10 @@ class CcxtTracker:
     async def _look_up(self, cid: str, now: float, streamed: bool) -> None:
         order = self.venue._tracked[cid]
         report = await self.venue.fetch_order(order)
+        if report is None:
+            self.venue._unsettled.discard(cid)  # the exchange no longer knows it: nothing more to read
+        elif order.status.is_final:
+            report.status = order.status  # settled for the desk: only fills it missed are news
         changed = report is not None and (report.status is not order.status
                                           or report.filled > self._known_filled(cid, order))
         if report is not None and changed:

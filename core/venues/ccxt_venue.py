@@ -40,6 +40,9 @@ _STATUS = {
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
+# A held order not found by its first lookup after a restart is looked up once more this many
+# seconds later before it may fire: right after a lost answer an order may not be visible yet.
+_NOT_FOUND_CONFIRM_SECONDS = 2.0
 
 
 # Exchanges whose algo-order book (TP/SL, OCO, trailing: separate ids and endpoints, reached by
@@ -57,6 +60,10 @@ def is_algo(client_order_id: str) -> bool:
 
 # The order-id parameter of an exchange's my-trades read, where ccxt has no fetch_order_trades.
 _ORDER_ID_PARAM = {"okx": "ordId"}
+# Trades reads paged by a cursor: the parameter that asks for the rows older than a row, the
+# row's field it takes, and the page size (OKX: ``after`` a ``billId``, 100 rows a page).
+_TRADE_PAGES = {"okx": ("after", "billId", 100)}
+_MAX_TRADE_PAGES = 50  # a bound on one read, not a count an order reaches
 
 
 def _dec(value: object) -> Decimal | None:
@@ -113,6 +120,9 @@ class CcxtVenue:
         self._ex: Any = None
         self._ccxt: Any = None
         self._tracked: dict[str, Order] = {}
+        # client ids of orders reported final whose fills may not all be booked (a cancel answered
+        # without them, trades lagging the status): the tracker keeps looking them up
+        self._unsettled: set[str] = set()
         self._quotes: dict[str, Quote] = {}
         self._held = TriggerBook()  # emulated stops and take-profits, not at the exchange yet
         # streams, adaptive polling and market refresh; held triggers need prices too
@@ -421,7 +431,13 @@ class CcxtVenue:
             raw = await self._call(self._ex.fetch_order, "", order.symbol, {"clientOrderId": order.client_order_id},
                                    what=f"the lookup of {order.id}")
         except OrderNotFound:
-            held.verified = True
+            # Not definitive (``lookup_is_definitive``): an order sent just before the crash may
+            # not be visible yet. Proof it was never sent is a second miss a while after the first.
+            now = self.clock.monotonic()
+            if held.not_found_at is None:
+                held.not_found_at = now
+            elif now - held.not_found_at >= _NOT_FOUND_CONFIRM_SECONDS:
+                held.verified = True
             return None
         self._held.pop(order.client_order_id)
         self._tracked[order.client_order_id] = order
@@ -438,8 +454,20 @@ class CcxtVenue:
             order = held.order
             if order.status is OrderStatus.CANCELLING:
                 continue  # its cancel is in flight, and local: it must not fire now
-            if not held.verified and (found := await self._lookup_held(held)) is not None:
-                reports.append(found)
+            if not held.verified:
+                try:
+                    found = await self._lookup_held(held)
+                except VenueError:
+                    continue  # unknown whether it was sent: not fired, looked up again at the next poll
+                if found is not None:
+                    reports.append(found)
+                    continue
+                if not held.verified:
+                    continue  # not found once: a second lookup, after a delay, proves it was never sent
+            # Each await above (this lookup, the send of the one before) lets a cancel in: fire
+            # only what is still held and live, taken out of the book before anything is sent.
+            gone = self._held.get(order.client_order_id) is not held
+            if gone or not order.status.is_live or order.status is OrderStatus.CANCELLING:
                 continue
             self._held.pop(order.client_order_id)
             fired = self._held_answer(order, OrderStatus.TRIGGERED)
@@ -468,9 +496,17 @@ class CcxtVenue:
             return await self._cancel_algo(order)
         raw = await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol,
                                {"clientOrderId": order.client_order_id}, what=f"the cancel of {order.id}")
+        if raw.get("status") is None or raw.get("filled") is None:
+            # ids only (OKX): the answer says nothing of what filled before the cancel; the order does
+            with suppress(VenueError):
+                raw = await self._call(self._ex.fetch_order, str(raw.get("id") or order.venue_order_id or ""),
+                                       order.symbol, {"clientOrderId": order.client_order_id},
+                                       what=f"the lookup of {order.id}")
         report = await self._report(order, raw)
         if report.status is OrderStatus.OPEN:  # some venues answer a cancel with the order as it was
             report.status = OrderStatus.CANCELLED
+            # final by our word, not the exchange's: followed until the exchange itself says so
+            self._unsettled.add(order.client_order_id)
         return report
 
     async def amend(self, order: Order, price: Decimal | None, amount: Decimal | None) -> VenueReport:
@@ -478,14 +514,21 @@ class CcxtVenue:
 
     async def cancel_all(self, symbol: str | None = None) -> list[VenueReport]:
         reports = []
+        taken: list[Held] = []
         for held in self._held.of_symbol(symbol):  # held orders were never sent: cancelled here
             if held.verified or await self._lookup_held(held) is None:
-                self._held.pop(held.order.client_order_id)
-                reports.append(self._held_answer(held.order, OrderStatus.CANCELLED))
+                if self._held.pop(held.order.client_order_id) is not None:
+                    taken.append(held)
+                    reports.append(self._held_answer(held.order, OrderStatus.CANCELLED))
         try:
             raws = await self._call(self._ex.cancel_all_orders, symbol, what=f"cancel-all {symbol or ''}".strip())
         except OrderNotFound:
             return reports  # nothing was open (Binance answers -2011)
+        except VenueError:
+            # the engine calls every order of a failed cancel-all live again: so are the held ones
+            for held in taken:
+                self._held.put_back(held)
+            raise
         for raw in raws or []:
             # a cancel's own answer carries a new client id; the order's is origClientOrderId
             cid = (raw.get("info") or {}).get("origClientOrderId") or raw.get("clientOrderId")
@@ -577,15 +620,44 @@ class CcxtVenue:
         return report
 
     async def _fills(self, order: Order, report: VenueReport, raw: dict[str, Any] | None = None) -> list[VenueFill]:
-        """Fills from the exchange's trades (exact amounts and fees, de-duplicated by trade id)."""
+        """Fills from the exchange's trades (exact amounts and fees, de-duplicated by trade id).
+        A report never claims more filled than its fills cover (``_cover``)."""
         if report.filled <= order.filled:
+            if not report.status.is_live:
+                self._unsettled.discard(order.client_order_id)  # final at the exchange, every fill booked
             return []
         trades = (raw or {}).get("trades") or []
-        if not trades:
+        read = not trades  # trades inside an answer may be only the latest; a trades read is all of them
+        if read:
             trades = await self._order_trades(order, report.venue_order_id)
         await self._price_fees(order.symbol, trades)
-        return [self._fill(order.symbol, t, report.venue_order_id) for t in trades
-                if not report.venue_order_id or str(t.get("order")) in (report.venue_order_id, "None")]
+        fills = [self._fill(order.symbol, t, report.venue_order_id) for t in trades
+                 if not report.venue_order_id or str(t.get("order")) in (report.venue_order_id, "None")]
+        if read and self._reads_trades(report.venue_order_id):
+            self._cover(order, report, fills)
+        elif not report.status.is_live:
+            self._unsettled.discard(order.client_order_id)
+        return fills
+
+    def _reads_trades(self, venue_order_id: str | None) -> bool:
+        has = self._ex.has
+        return bool(venue_order_id and has.get("fetchOrderTrades") or has.get("fetchMyTrades"))
+
+    def _cover(self, order: Order, report: VenueReport, fills: Sequence[VenueFill]) -> None:
+        """Trades can lag the order's status (and come in pages): short of its fills, a report
+        says only what they cover, so the tracker's next look reads the rest. A filled order
+        stays partly filled until then; a cancelled or expired one stays followed."""
+        covered = max(order.filled, sum((f.amount for f in fills), Decimal(0)))
+        if covered >= report.filled:
+            if not report.status.is_live:
+                self._unsettled.discard(order.client_order_id)
+            return
+        report.filled = covered
+        if report.status is OrderStatus.FILLED:
+            waiting = OrderStatus.TRIGGERED if order.status is OrderStatus.TRIGGERED else OrderStatus.OPEN
+            report.status = OrderStatus.PARTIALLY_FILLED if covered > 0 else waiting
+        elif not report.status.is_live:
+            self._unsettled.add(order.client_order_id)
 
     async def _order_trades(self, order: Order, venue_order_id: str | None) -> list[dict[str, Any]]:
         """The trades of one order. ccxt's ``fetch_order_trades`` where the exchange has it (it
@@ -595,11 +667,30 @@ class CcxtVenue:
         ex = self._ex
         what = f"the trades of {order.id}"
         if venue_order_id and ex.has.get("fetchOrderTrades"):
-            return await self._call(ex.fetch_order_trades, venue_order_id, order.symbol, what=what)
+            return await self._paged(partial(ex.fetch_order_trades, venue_order_id, order.symbol, None), what)
         if not ex.has.get("fetchMyTrades"):
             return []
         params = {_ORDER_ID_PARAM.get(self.name, "orderId"): venue_order_id} if venue_order_id else {}
-        return await self._call(ex.fetch_my_trades, order.symbol, None, None, params, what=what)
+        return await self._paged(partial(ex.fetch_my_trades, order.symbol, None), what, params)
+
+    async def _paged(self, read: Callable[..., Awaitable[list[dict[str, Any]]]], what: str,
+                     params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every page of a trades read ``read(limit, params)``, newest first: where the exchange
+        pages by a cursor (OKX: 100 a page, ``after`` the oldest ``billId``), page by page."""
+        paging = _TRADE_PAGES.get(self.name)
+        if paging is None:
+            return await self._call(read, None, dict(params or {}), what=what)
+        cursor_param, cursor_field, size = paging
+        out: list[dict[str, Any]] = []
+        query = dict(params or {})
+        for _ in range(_MAX_TRADE_PAGES):
+            page = await self._call(read, size, dict(query), what=what)
+            out += page
+            cursor = (page[-1].get("info") or {}).get(cursor_field) if len(page) >= size else None
+            if not cursor:
+                break
+            query[cursor_param] = cursor
+        return out
 
     def _fill(self, symbol: str, trade: dict[str, Any], venue_order_id: str | None) -> VenueFill:
         """A ccxt trade as a fill, its fee valued in the market's quote (``fill_from_trade``)."""

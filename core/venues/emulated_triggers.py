@@ -58,6 +58,7 @@ def released(order: Order) -> Order:
 class Held:
     order: Order  # the engine's own order: its status (e.g. cancelling) is read, never written
     verified: bool = True  # False after a restart: it may have been sent just before the crash
+    not_found_at: float | None = None  # when a lookup first did not find it (monotonic seconds)
 
 
 class TriggerBook:
@@ -74,6 +75,10 @@ class TriggerBook:
 
     def hold(self, order: Order, *, verified: bool = True) -> None:
         self._held[order.client_order_id] = Held(order, verified)
+
+    def put_back(self, held: Held) -> None:
+        """Hold again what was taken out for a request that failed (a cancel-all)."""
+        self._held.setdefault(held.order.client_order_id, held)
 
     def get(self, client_order_id: str) -> Held | None:
         return self._held.get(client_order_id)

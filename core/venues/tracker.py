@@ -19,6 +19,7 @@ class _Entry:
     due: float
     interval: float
     changed_at: float
+    retry_wait: float = 0.0  # the wait after the last failed look; 0 once a look succeeds
 
 
 class PollSchedule:
@@ -67,6 +68,7 @@ class PollSchedule:
         e = self._entries.get(key)
         if e is None:
             return
+        e.retry_wait = 0.0
         if changed:
             e.changed_at = now
         if streamed:
@@ -91,11 +93,13 @@ class PollSchedule:
                 e.due = at
 
     def retry(self, keys: Iterable[str], now: float) -> None:
-        """A look failed: try again soon, without hammering a venue that is down."""
+        """A look failed: try again, each time twice as late (from ``fast`` up to ``slow``), so a
+        venue that is down or rate-limiting is not hammered."""
         for key in keys:
             e = self._entries.get(key)
             if e is not None:
-                e.due = now + self.fast
+                e.retry_wait = min(self.slow, e.retry_wait * 2 if e.retry_wait else self.fast)
+                e.due = now + e.retry_wait
 
     def next_due(self) -> float | None:
         return min((e.due for e in self._entries.values()), default=None)

@@ -707,6 +707,8 @@ class LoopbackOkx:
         inst_id, ord_id = params.get("instId"), params.get("ordId")
         rows = [t for t in self.trades if (not inst_id or t.inst_id == inst_id) and (not ord_id or t.ord_id == ord_id)]
         rows.reverse()  # newest first
+        if params.get("after"):  # the page of rows older than this bill id
+            rows = [t for t in rows if int(t.bill_id) < int(params["after"])]
         limit = int(params.get("limit") or 100)
         return [self._trade_json(t) for t in rows[:limit]]
 
