@@ -21,12 +21,12 @@ from core import EngineError
 from core.algos_model import AlgoStatus
 from core.numbers import clean
 from widgets import messages as m
-from widgets.algo_dialog import AlgoScreen
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView, progress
 
 if TYPE_CHECKING:
     from core import Engine
+    from widgets.algo_dialog import AlgoScreen  # imported when first shown: not at start-up
 
 W = TypeVar("W", bound=Widget)
 
@@ -52,6 +52,8 @@ class AlgoActions(App[None]):
     # -- starting ------------------------------------------------------------------------------
 
     def action_new_algo(self) -> None:
+        from widgets.algo_dialog import AlgoScreen
+
         if any(isinstance(s, AlgoScreen) for s in self.screen_stack):
             return
         entry = self.q(OrderEntry)
@@ -92,6 +94,8 @@ class AlgoActions(App[None]):
 
     def _algo_dialog(self) -> AlgoScreen | None:
         """The open dialog, if the trader has not closed it meanwhile."""
+        from widgets.algo_dialog import AlgoScreen
+
         return next((s for s in self.screen_stack if isinstance(s, AlgoScreen)), None)
 
     # -- controlling -----------------------------------------------------------------------------

@@ -98,6 +98,11 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.stylesheet.set_variables(self.get_css_variables())
         self.add_class(f"-theme-{TRADEDESK_THEME.name}")
 
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # Our sheets use $buy, $sell, $halt, $live, $paper: any other theme picked from the
+        # palette falls back to these instead of failing to parse.
+        return {**super().get_theme_variable_defaults(), **TRADEDESK_THEME.variables}
+
     # -- start and stop ---------------------------------------------------------------------------
 
     def get_default_screen(self) -> MainScreen:

@@ -1,24 +1,103 @@
-"""The event log: refusals, fills, breaker trips, halts and errors, each with its time."""
+"""The event log: refusals, fills, breaker trips, halts and errors, each with its time.
+
+It renders lines as Textual's RichLog does (same widths, wrapping, scrolling and look), for the
+one kind of content written here: styled text. RichLog itself imports rich.pretty, which imports
+attrs: ~9 ms of every cold start, for pretty-printing Python objects the log never shows.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime
 
+from rich.measure import measure_renderables
+from rich.segment import Segment
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.cache import LRUCache
+from textual.events import Resize
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 _LEVEL_STYLE = {"info": "", "warning": "bold yellow", "error": "bold red", "fill": "green"}
 
 
-class EventLog(RichLog):
+class EventLog(ScrollView, can_focus=True):
     DEFAULT_CSS = """
-    EventLog { height: 1fr; }
+    EventLog {
+        height: 1fr;
+        background: $surface;
+        color: $foreground;
+        overflow-y: scroll;
+        &:focus { background-tint: $foreground 5%; }
+    }
     """
 
+    MAX_LINES = 2000
+    MIN_WIDTH = 78  # lines render at least this wide (RichLog's default), scrolling sideways
+
     def __init__(self, id: str | None = "event-log") -> None:
-        super().__init__(id=id, max_lines=2000, wrap=True, markup=False, highlight=False)
+        super().__init__(id=id)
+        self.lines: list[Strip] = []
+        self._start_line = 0  # lines dropped from the top (keys the line cache)
+        self._widest_line_width = 0
+        self._line_cache: LRUCache[tuple[int, int, int, int], Strip] = LRUCache(1024)
+        self._deferred: deque[Text] = deque()  # written before the width was known
+        self._size_known = False
 
     def add(self, at: datetime, level: str, text: str) -> None:
         line = Text(at.strftime("%H:%M:%S "), style="dim")
         line.append(text, style=_LEVEL_STYLE.get(level, ""))
         self.write(line)
+
+    def write(self, text: Text) -> None:
+        if not self._size_known:  # every write waits then, so the order is kept
+            self._deferred.append(text.copy())
+            return
+        text.expand_tabs()
+        console = self.app.console
+        options = console.options
+        width = measure_renderables(console, options, [text]).maximum
+        width = max(min(width, self.scrollable_content_region.width), self.MIN_WIDTH)
+        lines = list(Segment.split_lines(console.render(text, options.update_width(width))))
+        if not lines:
+            self._widest_line_width = max(width, self._widest_line_width)
+            self.lines.append(Strip.blank(width))
+        else:
+            strips = Strip.from_lines(lines)
+            for strip in strips:
+                strip.adjust_cell_length(width)
+            self.lines.extend(strips)
+            if len(self.lines) > self.MAX_LINES:
+                self._start_line += len(self.lines) - self.MAX_LINES
+                self.refresh()
+                self.lines = self.lines[-self.MAX_LINES:]
+            self._widest_line_width = max(self._widest_line_width,
+                                          max(sum(s.cell_length for s in line) for line in lines))
+        self.virtual_size = Size(self._widest_line_width, len(self.lines))
+        self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._line_cache.clear()
+
+    def on_resize(self, event: Resize) -> None:
+        if event.size.width and not self._size_known:
+            self._size_known = True
+            while self._deferred:
+                self.write(self._deferred.popleft())
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return self.virtual_size.width if self._size_known else container.width
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        index = scroll_y + y
+        if index >= len(self.lines):
+            return Strip.blank(width, self.rich_style).apply_style(self.rich_style)
+        key = (index + self._start_line, scroll_x, width, self._widest_line_width)
+        line = self._line_cache.get(key)
+        if line is None:
+            line = self._line_cache[key] = self.lines[index].crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return line.apply_style(self.rich_style)

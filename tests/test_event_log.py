@@ -1,0 +1,84 @@
+"""The event log (widgets/event_log.py) renders what Textual's RichLog rendered for it, line for
+line, without importing RichLog (a start-up cost)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import RichLog
+
+from widgets.event_log import _LEVEL_STYLE, EventLog
+
+AT = datetime(2026, 1, 2, 12, 30, 5)
+
+
+class Both(App[None]):
+    """The event log beside the RichLog it replaces (as it was configured), same width."""
+
+    CSS = "EventLog, RichLog { width: 1fr; height: 1fr; }"
+    AUTO_FOCUS = None  # a focused log is tinted: neither is
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield EventLog()
+            yield RichLog(max_lines=2000, wrap=True, markup=False, highlight=False)
+
+    def on_mount(self) -> None:  # before either knows its size: both keep the lines for later
+        self.add("info", "journal restored")
+        self.add("error", "refused:\tprice outside the band")
+
+    def add(self, level: str, text: str) -> None:
+        self.query_one(EventLog).add(AT, level, text)
+        line = Text(AT.strftime("%H:%M:%S "), style="dim")  # what EventLog.add wrote to its RichLog
+        line.append(text, style=_LEVEL_STYLE.get(level, ""))
+        self.query_one(RichLog).write(line)
+
+
+def same_picture(app: Both) -> list[str]:
+    ours, theirs = app.query_one(EventLog), app.query_one(RichLog)
+    assert ours.lines == theirs.lines
+    assert ours.virtual_size == theirs.virtual_size
+    assert ours.scroll_offset == theirs.scroll_offset
+    height = ours.scrollable_content_region.height
+    assert [ours.render_line(y) for y in range(height)] == [theirs.render_line(y) for y in range(height)]
+    return [line.text.rstrip() for line in ours.lines]
+
+
+async def test_early_lines_show_in_order_with_their_styles() -> None:
+    app = Both()
+    async with app.run_test(size=(100, 12)) as pilot:
+        await pilot.pause()
+        lines = same_picture(app)
+        assert lines[0] == "12:30:05 journal restored"
+        assert lines[1].startswith("12:30:05 refused:") and "\t" not in lines[1]
+        error = app.query_one(EventLog).lines[1]
+        assert any(seg.style and seg.style.bold and seg.style.color.name == "red" for seg in error)
+
+
+async def test_long_lines_wrap_and_scroll_like_richlog() -> None:
+    app = Both()
+    async with app.run_test(size=(100, 12)) as pilot:
+        await pilot.pause()
+        app.add("warning", "x" * 100)
+        app.add("fill", "filled " + "word " * 30)
+        await pilot.pause()
+        lines = same_picture(app)
+        assert len(lines) > 4  # both long lines wrapped
+        assert app.query_one(EventLog).virtual_size.width == 78  # RichLog's minimum width
+
+
+async def test_only_the_newest_2000_lines_are_kept_and_the_end_is_shown() -> None:
+    app = Both()
+    async with app.run_test(size=(100, 12)) as pilot:
+        await pilot.pause()
+        for i in range(EventLog.MAX_LINES + 5):
+            app.add("info", f"line {i}")
+        await pilot.pause()
+        lines = same_picture(app)
+        assert len(lines) == EventLog.MAX_LINES == 2000
+        assert lines[0] == "12:30:05 line 5" and lines[-1] == "12:30:05 line 2004"
+        log = app.query_one(EventLog)
+        assert log.scroll_offset.y == log.max_scroll_y > 0
