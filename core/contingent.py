@@ -301,7 +301,10 @@ class ContingentManager:
         if tp is not None:
             legs["take_profit"] = Leg(tag=f"bracket {cid} take-profit", side=side.opposite, type=OrderType.TAKE_PROFIT,
                                       stop_price=tp)
-        native = "bracket" in native_support(acct.venue)
+        # Native only for a market entry: the exchange (OKX) attaches the exits once the entry has
+        # filled completely, so a resting entry's partial fills would sit unprotected while it
+        # works. A market entry fills at once (what it leaves part-filled goes emulated).
+        native = "bracket" in native_support(acct.venue) and request.type is OrderType.MARKET
         if native:
             legs["entry"].client_order_id = f"{cid}e{uuid.uuid4().hex[:20]}"
             prices = " / ".join(f"{n} {p}" for n, p in (("stop-loss", sl), ("take-profit", tp)) if p is not None)

@@ -107,27 +107,36 @@ async def test_native_bracket_exits_live_at_the_exchange_and_take_profit_closes_
 async def test_native_bracket_link_survives_restarts(server: LoopbackOkx, db: Path) -> None:
     async with live(server, db) as engine:
         await priced(engine)
-        b = await engine.place_bracket_order(BTC, "buy", D("0.01"), entry=D(49500), stop_loss=D(49000),
-                                             take_profit=D(52000))
-        assert leg(engine, b.id, "entry").status is S.OPEN and server.open_algos() == []
-    server.set_price(INST, "49500")  # the entry fills while the desk is down: OKX attaches the exits
-    [algo] = server.open_algos()
-    async with live(server, db) as engine:
+        b = await engine.place_bracket_order(BTC, "buy", D("0.01"), stop_loss=D(49000), take_profit=D(52000))
+        assert b.native
+        [algo] = server.open_algos()  # the market entry filled: OKX holds the exits
+        exits_id = leg(engine, b.id, "exits").id
+    async with live(server, db) as engine:  # a first restart: the link and the exits are back
         await tick(engine)
         entry, exits = leg(engine, b.id, "entry"), leg(engine, b.id, "exits")
         assert (entry.status, position(engine)) == (S.FILLED, D("0.01"))
-        assert exits.client_order_id == algo.algo_cl_ord_id and exits.status is S.OPEN
-        exits_id = exits.id
-    async with live(server, db) as engine:
+        assert exits.id == exits_id and exits.client_order_id == algo.algo_cl_ord_id and exits.status is S.OPEN
+    async with live(server, db) as engine:  # a second one, then the stop-loss fires
         c = engine.get_contingent(b.id)
         assert c is not None and c.done is None and c.legs["exits"].orders == [exits_id]
         await tick(engine)
-        server.set_price(INST, "48900")  # the stop-loss fires
+        server.set_price(INST, "48900")
         assert algo.actual_side == "sl"
         await tick(engine)
         exits = engine._orders[exits_id]
         assert (exits.status, exits.average_price, position(engine)) == (S.FILLED, D(48900), 0)
         assert "position closed" in (engine.get_contingent(b.id).done or "")  # type: ignore[union-attr]
+
+
+async def test_a_resting_entry_is_bracketed_in_the_core_so_partial_fills_are_protected(
+    server: LoopbackOkx, db: Path
+) -> None:
+    async with live(server, db) as engine:
+        await priced(engine)
+        b = await engine.place_bracket_order(BTC, "buy", D("0.01"), entry=D(49500), stop_loss=D(49000),
+                                             take_profit=D(52000))
+        assert not b.native and "exits" not in b.legs  # OKX would attach exits only on a complete fill
+        assert leg(engine, b.id, "entry").status is S.OPEN and server.open_algos() == []
 
 
 async def test_refused_native_bracket_falls_back_to_emulation_with_a_notice(server: LoopbackOkx, db: Path) -> None:
