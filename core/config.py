@@ -81,6 +81,10 @@ class TrackingSettings(_Section):
     stream_retry_initial_seconds: float = Field(1.0, gt=0)
     stream_retry_max_seconds: float = Field(60.0, gt=0)
     markets_refresh_minutes: float = Field(60.0, ge=0)  # reload precision/limits/fees; 0 = never
+    # A released emulated trigger whose send got no answer and that lookups never find is given
+    # up as never sent after this many misses spread over at least this long (CcxtTracker._never_sent)
+    unsent_lookups: int = Field(3, ge=1)
+    unsent_seconds: float = Field(30.0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> TrackingSettings:

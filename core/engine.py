@@ -1267,6 +1267,8 @@ class Engine:
         changes["status"] = status
         if report.error and status in (S.REJECTED, S.CANCELLED, S.EXPIRED, S.FAILED):
             changes["error"] = report.error
+            if target in (S.REJECTED, S.FAILED):  # a working order died at the venue: said, not only shown
+                self._notice("error", f"{order.id} {target.value} on {acct.venue.name}: {report.error}")
         changes["updated_at"] = now
         changes["revision"] = order.revision + 1
         _update(order, changes)

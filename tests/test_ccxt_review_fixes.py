@@ -17,6 +17,7 @@ import pytest
 
 from core import Engine, ManualClock, OrderRequest, OrderStatus
 from core.errors import VenueError, VenueTimeout
+from core.events import Notice
 
 from .loopback.binance import DEFAULT_MARKETS, LoopbackBinance
 from .loopback.okx import LoopbackOkx
@@ -280,3 +281,135 @@ def test_failed_looks_back_off_to_the_slow_interval_and_reset_after_a_look() -> 
     schedule.looked("a", 100.0, changed=True)
     schedule.retry(["a"], 100.5)
     assert schedule.due_at("a") == 101.0  # a look that worked starts the backoff afresh
+
+
+# -- 11: an algo order's cancel answered with ids only ------------------------------------------------
+
+
+@pytest.fixture
+async def okx_no_fees() -> AsyncIterator[LoopbackOkx]:
+    # no fees: a spot buy pays OKX's fee in the base coin, which would leave dust under the stop
+    async with LoopbackOkx(taker_fee=D(0), maker_fee=D(0)) as srv:
+        yield srv
+
+
+async def _trailing_stop(okx: LoopbackOkx, engine: Engine) -> Any:
+    engine.venue._tracker.watch_prices([BTC])  # type: ignore[attr-defined]
+    await okx_tick(engine)
+    await engine.place_market_order(BTC, "buy", D("0.01"))
+    stop = await engine.place_trailing_stop(BTC, "sell", D("0.01"), trail_percent=D(2))  # fires at 49000
+    [algo] = okx.open_algos()
+    assert algo.algo_cl_ord_id == stop.client_order_id
+    return stop, algo
+
+
+async def test_okx_algo_cancel_after_it_fired_books_the_fill(okx_no_fees: LoopbackOkx, db: Path) -> None:
+    okx = okx_no_fees
+    async with okx_live(okx, db) as engine:
+        stop, algo = await _trailing_stop(okx, engine)
+
+        async def fired_meanwhile(id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> Any:  # noqa: A002, B006
+            okx.set_price("BTC-USDT", "48900")  # it fires and fills while the cancel travels
+            return {"id": algo.algo_id, "info": {"algoId": algo.algo_id, "sCode": "0"}}  # OKX: ids only
+
+        engine.venue._ex.cancel_order = fired_meanwhile  # type: ignore[attr-defined]
+        done = await engine.cancel_order(stop.id)
+        assert algo.state == "effective"
+        assert (done.status, done.filled, done.average_price) == (OrderStatus.FILLED, D("0.01"), D(48900))
+        assert engine.ledger.signed_size(BTC) == 0
+
+
+async def test_okx_algo_cancel_not_taken_yet_is_followed_until_the_exchange_says(okx_no_fees: LoopbackOkx,
+                                                                                 db: Path) -> None:
+    okx = okx_no_fees
+    async with okx_live(okx, db) as engine:
+        stop, algo = await _trailing_stop(okx, engine)
+
+        async def accepted(id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> Any:  # noqa: A002, B006
+            return {"id": algo.algo_id, "info": {"algoId": algo.algo_id, "sCode": "0"}}  # not processed yet
+
+        engine.venue._ex.cancel_order = accepted  # type: ignore[attr-defined]
+        done = await engine.cancel_order(stop.id)
+        assert done.status is OrderStatus.CANCELLED and algo.state == "live"  # by the desk's word only
+        okx.set_price("BTC-USDT", "48900")  # the cancel never took: it fires
+        await okx_tick(engine)
+        got = await engine.get_order_by_id(stop.id)
+        assert (got.status, got.filled) == (OrderStatus.FILLED, D("0.01"))
+        assert engine.ledger.signed_size(BTC) == 0
+        await okx_tick(engine)
+        assert stop.client_order_id not in engine.venue._tracked  # type: ignore[attr-defined]  # final at OKX: let go
+
+
+# -- 12: a held order cancelled after a restart -------------------------------------------------------
+
+
+def _invisible_to_lookups(monkeypatch: pytest.MonkeyPatch, client_order_id: str) -> None:
+    """OKX has the order but its lookups do not show it yet (right after a lost answer)."""
+    real = ccxt.okx.fetch_order
+
+    async def not_yet(self: Any, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> Any:  # noqa: A002, B006
+        if params.get("clientOrderId") == client_order_id:
+            raise ccxt.OrderNotFound('okx {"code":"51603","msg":"Order does not exist"}')
+        return await real(self, id, symbol, params)
+
+    monkeypatch.setattr(ccxt.okx, "fetch_order", not_yet)
+
+
+async def test_a_restarted_held_stop_sent_before_the_crash_is_cancelled_at_the_exchange(
+        okx: LoopbackOkx, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with okx_live(okx, db) as engine:
+        stop = await engine.place_order(sell_stop())
+    _invisible_to_lookups(monkeypatch, stop.client_order_id)
+    async with okx_live(okx, db) as engine:  # restarted: the held stop is unverified
+        # it was released just before the crash and reaches OKX's book now; lookups miss it still
+        okx._place({"instId": "BTC-USDT", "tdMode": "cash", "side": "sell", "ordType": "limit", "px": "55000",
+                    "sz": "0.01", "clOrdId": stop.client_order_id})
+        done = await engine.cancel_order(stop.id)
+        assert done.status is OrderStatus.CANCELLED
+        sent = okx.order_by_client_id(stop.client_order_id)
+        assert sent is not None and sent.state == "canceled", "the stop sent before the crash still works at OKX"
+
+
+async def test_a_restarted_held_stop_is_cancelled_when_lookup_and_cancel_both_miss_it(okx: LoopbackOkx,
+                                                                                      db: Path) -> None:
+    async with okx_live(okx, db) as engine:
+        stop = await engine.place_order(sell_stop())
+    async with okx_live(okx, db) as engine:
+        done = await engine.cancel_order(stop.id)
+        assert done.status is OrderStatus.CANCELLED
+        assert okx.count("POST", "/api/v5/trade/cancel-order") == 1  # asked by client order id: not found, fine
+        okx.set_price("BTC-USDT", "48900")
+        await okx_tick(engine)
+        assert okx.order_by_client_id(stop.client_order_id) is None  # cancelled: never fires
+
+
+# -- 13: a released trigger whose send was lost -------------------------------------------------------
+
+
+async def test_a_released_stop_that_never_reached_okx_fails_after_lookups_miss_it_for_a_while(
+        okx: LoopbackOkx, db: Path) -> None:
+    async with okx_live(okx, db) as engine:
+        stream = engine.events()
+        stop = await engine.place_order(sell_stop())
+        ex = engine.venue._ex  # type: ignore[attr-defined]
+        real = ex.create_order
+
+        async def lost(*a: Any, **k: Any) -> Any:  # the request never got there
+            raise ccxt.RequestTimeout("okx POST https://www.okx.com/api/v5/trade/order request timeout")
+
+        ex.create_order = lost
+        okx.set_price("BTC-USDT", "48900")
+        await okx_tick(engine)  # it fires; the send's outcome is unknown
+        ex.create_order = real
+        assert engine._orders[stop.id].status is OrderStatus.TRIGGERED
+        for _ in range(2):  # missed twice: maybe not visible yet
+            await okx_tick(engine)
+            assert engine._orders[stop.id].status is OrderStatus.TRIGGERED
+        await okx_tick(engine)  # a third miss, two minutes after the first
+        got = await engine.get_order_by_id(stop.id)
+        assert got.status is OrderStatus.REJECTED and (got.error or "").startswith("never reached okx: ")
+        said = [e.text for e in stream.drain() if isinstance(e, Notice) and "never reached okx" in e.text]
+        assert said, "the desk was not told"
+        assert okx.order_by_client_id(stop.client_order_id) is None and okx.count("POST", "/api/v5/trade/order") == 0
+        await okx_tick(engine)
+        assert stop.client_order_id not in engine.venue._tracked  # type: ignore[attr-defined]

@@ -66,6 +66,7 @@ class CcxtTracker:
         self._was_up: set[str] = set()  # streams that worked since they last went down
         self._cid_by_oid: dict[str, str] = {}
         self._orphans: dict[str, list[dict[str, Any]]] = {}  # venue order id -> trades before their order
+        self._misses: dict[str, tuple[float, int]] = {}  # released triggers never found: (first miss, misses)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class CcxtTracker:
         self._streamed.pop(cid, None)
         self._booked.pop(cid, None)
         self._reported.pop(cid, None)
+        self._misses.pop(cid, None)
         for oid in [o for o, c in self._cid_by_oid.items() if c == cid]:
             del self._cid_by_oid[oid]
 
@@ -199,6 +201,7 @@ class CcxtTracker:
             if seen is None:  # it left the book (filled, cancelled, expired) or is not visible yet
                 await self._look_up(cid, now, streamed)
                 continue
+            self._misses.pop(cid, None)
             # partly filled while resting, or resting while the engine still waits for the lost
             # answer of its submit (found in the book: it settles now, not at the next lookup)
             changed = seen.filled > self._known_filled(cid, order) or order.status is OrderStatus.UNRESOLVED
@@ -215,7 +218,10 @@ class CcxtTracker:
         report = await self.venue.fetch_order(order)
         if report is None:
             self.venue._unsettled.discard(cid)  # the exchange no longer knows it: nothing more to read
-        elif order.status.is_final:
+            report = self._never_sent(cid, order, now)
+        else:
+            self._misses.pop(cid, None)
+        if report is not None and order.status.is_final:
             report.status = order.status  # settled for the desk: only fills it missed are news
         changed = report is not None and (report.status is not order.status
                                           or report.filled > self._known_filled(cid, order))
@@ -226,6 +232,29 @@ class CcxtTracker:
             self._trade_ids.setdefault(cid, set()).update(f.trade_id for f in report.fills)
             self._outbox.append(report)
         self.schedule.looked(cid, now, changed=changed, streamed=streamed)
+
+    def _never_sent(self, cid: str, order: Order, now: float) -> VenueReport | None:
+        """The end of a released trigger that never reached the exchange, or None while unsure.
+
+        A held trigger that fired is sent under its own client order id; when that send failed
+        without an answer (a timeout) the order stays triggered, with no exchange id, until a
+        lookup finds it. No single miss proves it was never sent (``lookup_is_definitive`` is
+        False: a fresh order may not be visible yet), and it is not unresolved, so the engine's
+        own settling never gives up on it. The rule: missed by ``unsent_lookups`` lookups spread
+        over at least ``unsent_seconds`` of the engine's clock, and not listed by the open-orders
+        read of its symbol in between (a lookup happens here only when that read, where the
+        exchange has one, did not list it), it never reached the exchange and is given up:
+        rejected, the one end the state table allows a triggered order that never worked."""
+        if order.status is not OrderStatus.TRIGGERED or not order.emulated or order.venue_order_id is not None:
+            return None
+        first, misses = self._misses.get(cid, (now, 0))
+        misses += 1
+        self._misses[cid] = (first, misses)
+        if misses < self.settings.unsent_lookups or now - first < self.settings.unsent_seconds:
+            return None
+        return VenueReport(client_order_id=cid, status=OrderStatus.REJECTED, symbol=order.symbol,
+                           error=f"never reached {self.venue.name}: triggered, but {misses} lookups by client order "
+                                 f"id over {now - first:g} s found nothing")
 
     # -- prices -------------------------------------------------------------------------------------------
 

@@ -373,6 +373,8 @@ class CcxtVenue:
             report.error = f"{self.name}: the algo order fired but its order failed"
         child_id = info.get("ordId") or next(iter(info.get("ordIdList") or []), None)
         if state not in ("effective", "partially_effective") or not child_id:
+            if not report.status.is_live:
+                self._unsettled.discard(order.client_order_id)  # final at the exchange, nothing filled
             return report
         child = await self._call(self._ex.fetch_order, str(child_id), order.symbol, {},
                                  what=f"the order {order.id} placed when it fired")
@@ -388,8 +390,21 @@ class CcxtVenue:
             params["clientOrderId"] = order.client_order_id
         await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol, params,
                          what=f"the cancel of {order.id}")
-        return VenueReport(client_order_id=order.client_order_id, status=OrderStatus.CANCELLED,
-                           venue_order_id=order.venue_order_id, symbol=order.symbol)
+        # OKX answers cancel-algos with ids only, and the order may have fired and filled
+        # meanwhile: its lookup says what became of it (the fills of its market order booked)
+        report: VenueReport | None = None
+        with suppress(VenueError):
+            report = await self._fetch_algo(order)
+        if report is None:
+            report = VenueReport(client_order_id=order.client_order_id, status=OrderStatus.OPEN,
+                                 venue_order_id=order.venue_order_id, symbol=order.symbol)
+        if report.status is OrderStatus.REJECTED:
+            report.status = OrderStatus.CANCELLED  # fired, its order failed: gone all the same, error kept
+        elif report.status.is_live:
+            report.status = OrderStatus.CANCELLED
+            # final by our word, not the exchange's: followed until the exchange itself says so
+            self._unsettled.add(order.client_order_id)
+        return report
 
     # -- emulated triggers (see core.venues.emulated_triggers) -------------------------------------
 
@@ -489,13 +504,42 @@ class CcxtVenue:
 
     async def cancel(self, order: Order) -> VenueReport:
         held = self._held.get(order.client_order_id)
-        if held is not None and (held.verified or await self._lookup_held(held) is None):
-            self._held.pop(order.client_order_id)  # never sent: the cancel is local
-            return self._held_answer(order, OrderStatus.CANCELLED)
+        if held is not None:
+            cancelled = await self._cancel_held(held)
+            if cancelled is not None:
+                return cancelled
         if is_algo(order.client_order_id):
             return await self._cancel_algo(order)
         raw = await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol,
                                {"clientOrderId": order.client_order_id}, what=f"the cancel of {order.id}")
+        return await self._cancel_answer(order, raw)
+
+    async def _cancel_held(self, held: Held) -> VenueReport | None:
+        """Cancel a held order; None when a lookup found it at the exchange (tracked now, to be
+        cancelled there like any order). A verified one was never sent: the cancel is local. An
+        unverified one (restored after a restart) may have been sent just before the crash and
+        not be visible to lookups yet: a cancel by its client order id goes to the exchange too,
+        and it is cancelled here only when the lookup and that cancel both say "not found"."""
+        order = held.order
+        cid = order.client_order_id
+        if not held.verified:
+            if await self._lookup_held(held) is not None:
+                return None
+            try:
+                raw = await self._call(self._ex.cancel_order, "", order.symbol, {"clientOrderId": cid},
+                                       what=f"the cancel of {order.id}")
+            except OrderNotFound:
+                pass  # both agree: it never reached the exchange
+            else:  # it had: cancelled there, with whatever filled before
+                self._held.pop(cid)
+                self._tracked[cid] = order
+                return await self._cancel_answer(order, raw)
+        if self._held.pop(cid) is None:
+            return None  # fired while the lookup or the cancel was in flight: sent, cancelled there
+        return self._held_answer(order, OrderStatus.CANCELLED)
+
+    async def _cancel_answer(self, order: Order, raw: dict[str, Any]) -> VenueReport:
+        """The report of an exchange's answer to a cancel of ``order``."""
         if raw.get("status") is None or raw.get("filled") is None:
             # ids only (OKX): the answer says nothing of what filled before the cancel; the order does
             with suppress(VenueError):
@@ -515,12 +559,13 @@ class CcxtVenue:
     async def cancel_all(self, symbol: str | None = None) -> list[VenueReport]:
         reports = []
         taken: list[Held] = []
-        for held in self._held.of_symbol(symbol):  # held orders were never sent: cancelled here
-            if held.verified or await self._lookup_held(held) is None:
-                if self._held.pop(held.order.client_order_id) is not None:
-                    taken.append(held)
-                    reports.append(self._held_answer(held.order, OrderStatus.CANCELLED))
         try:
+            for held in self._held.of_symbol(symbol):  # held orders: cancelled here (and at the exchange if sent)
+                cancelled = await self._cancel_held(held)
+                if cancelled is not None:
+                    reports.append(cancelled)
+                    if held.order.client_order_id not in self._tracked:  # cancelled here, not at the exchange
+                        taken.append(held)
             raws = await self._call(self._ex.cancel_all_orders, symbol, what=f"cancel-all {symbol or ''}".strip())
         except OrderNotFound:
             return reports  # nothing was open (Binance answers -2011)
