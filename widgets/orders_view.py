@@ -45,7 +45,7 @@ from widgets.messages import (
 
 COLUMNS: tuple[tuple[str, int], ...] = (
     ("Time", 8), ("Symbol", 10), ("Side", 4), ("Type", 11), ("Amount", 10), ("Filled", 10),
-    ("Price", 11), ("Avg fill", 11), ("Status", 16), ("Client id", 16), ("Tag", 24),
+    ("Price", 11), ("Avg fill", 11), ("Status", 16), ("Tag", 22), ("Client id", 16),
 )
 # Below this width the pane shows the columns a trader acts on (80x24 terminals).
 COMPACT: tuple[tuple[str, int], ...] = (
@@ -458,8 +458,8 @@ class OrdersView(ScrollView, can_focus=True):
             "Price": (_num(_algo_price(parent)), None),
             "Avg fill": (_num(parent.average_price), None),
             "Status": (f"{status} {pct}", status_style),
-            "Client id": (f"{parent.id} {count} order{'' if count == 1 else 's'}", None),
-            "Tag": (f"{TAG_PREFIX}{parent.id}", None),
+            "Tag": (f"{parent.id} {count} order{'' if count == 1 else 's'}", None),
+            "Client id": (f"{TAG_PREFIX}{parent.id}", None),
         }
         return self._line(values, marker, style("orders--algo", partial=True), selected, width)
 
