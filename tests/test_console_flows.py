@@ -228,7 +228,7 @@ async def test_limit_without_price_is_refused_inline_and_focuses_the_price(app: 
         price = app.q(OrderEntry).query_one("#in-price", Input)
         assert price.has_class("-invalid")
         assert not app.q(OrderEntry).query_one("#in-amount", Input).has_class("-invalid")
-        assert "price is required for a limit order" in entry_errors(app)
+        assert "Price: required for a limit order" in entry_errors(app)
         assert app.focused is price
         assert await engine.get_orders() == []
         assert app.q(OrdersView).row_count == 0

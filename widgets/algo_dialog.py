@@ -62,7 +62,12 @@ def _input_id(kind: str | None, field: str) -> str:
 
 
 class AlgoScreen(ModalScreen[ParentOrder | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="algo.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="algo.cancel"),
+        # fields in reading order, as in the order entry (the kind list opens on up/down itself)
+        Binding("down", "app.focus_next", "Next field", show=False, id="algo.next"),
+        Binding("up", "app.focus_previous", "Previous field", show=False, id="algo.previous"),
+    ]
     DEFAULT_CSS = """
     AlgoScreen { align: center middle; }
     AlgoScreen > Vertical { width: 72; max-width: 95%; height: auto; padding: 1 2; }

@@ -45,7 +45,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "symbol": ("Symbol", "BASE/QUOTE"),
     "side": ("Side", "b/s"),
     "type": ("Type", "m/l/s/sl/tp/oco/tr"),
-    "tif": ("TIF", "gtc/ioc/fok"),
+    "tif": ("TIF", "gtc/ioc/fok/po"),
     "amount": ("Amount", "qty"),
     "leverage": ("Lev", "1"),
     "price": ("Price", "limit px"),
@@ -188,8 +188,9 @@ class OrderEntry(Vertical):
         kind = self._kind()
         if kind not in {t.value for t in OrderType} | set(CONTINGENT_TYPES):
             self.errors["type"] = "market, limit, stop, stop_limit, take_profit, oco or trailing"
-        tif = self.value("tif")
-        tif = _TIFS.get(tif.lower(), tif.upper())
+        tif = _TIFS.get(self.value("tif").lower() or "gtc")  # an empty TIF means GTC
+        if tif is None:
+            self.errors["tif"] = "gtc, ioc, fok or po (empty: gtc)"
         if self.query_one("#in-post_only", Checkbox).value:
             tif = "PO"
         reduce_only = self.query_one("#in-reduce_only", Checkbox).value
@@ -207,7 +208,7 @@ class OrderEntry(Vertical):
         bracket = tp is not None or sl is not None
         if kind in CONTINGENT_TYPES or bracket:
             what = {"oco": "an OCO", "trailing": "a trailing stop"}.get(kind, "a bracket")
-            if tif != "GTC":
+            if tif not in ("GTC", None):
                 self.errors.setdefault("tif", f"{what} works GTC only, got {tif}")
         if kind == "oco":
             self._unused(what, ("leverage", "take_profit", "stop_loss"))
@@ -258,12 +259,19 @@ class OrderEntry(Vertical):
         return None, percent
 
     def _explain(self, exc: ValidationError) -> None:
+        """The model's refusals in the form's words: each under its field, without repeating
+        the field's (internal) name, never pydantic's own phrasing."""
         for err in exc.errors():
             loc = str(err["loc"][0]) if err["loc"] else ""
             msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "string_too_short":
+                msg = "required"
             for problem in msg.split("; "):
-                field = loc or next((f for f in ("stop_price", "price", "amount", "symbol", "leverage") if f in problem), "type")
-                field = {"time_in_force": "tif"}.get(field, field)
+                field = loc or next((f for f in ("stop_price", "price", "amount", "symbol", "leverage", "post-only")
+                                     if problem.startswith(f)), "type")
+                if field != "post-only":
+                    problem = problem.removeprefix(f"{field} ").removeprefix("is ").replace("stop_price", "Stop")
+                field = {"time_in_force": "tif", "post-only": "tif"}.get(field, field)
                 self.errors.setdefault(field, problem)
 
     def _bracket(self, entry: OrderRequest, sl: Decimal | None, tp: Decimal | None) -> Draft | None:
