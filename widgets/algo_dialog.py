@@ -70,7 +70,7 @@ class AlgoScreen(ModalScreen[ParentOrder | None]):
     ]
     DEFAULT_CSS = """
     AlgoScreen { align: center middle; }
-    AlgoScreen > Vertical { width: 72; max-width: 95%; height: auto; padding: 1 2; }
+    AlgoScreen > Vertical { width: 72; max-width: 95%; height: auto; max-height: 100%; overflow-y: auto; padding: 1 2; }
     AlgoScreen Grid { grid-size: 2; grid-columns: 12 1fr; grid-rows: 1; height: auto; }
     AlgoScreen Input, AlgoScreen Input:focus, AlgoScreen Input.-invalid, AlgoScreen Input.-invalid:focus {
         height: 1; border: none; padding: 0;
