@@ -9,7 +9,7 @@ open to fix it; once started, the app dismisses it with the parent order. Escape
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,6 +21,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from core.algos_model import ParentOrder
 from widgets.messages import AlgoStartRequested
+from widgets.typed_numbers import positive_decimal
 
 KINDS = {"twap": "TWAP", "iceberg": "Iceberg", "limit_then_market": "Limit then market"}
 ABOUT = {
@@ -131,19 +132,9 @@ class AlgoScreen(ModalScreen[ParentOrder | None]):
         return self.query_one(f"#{_input_id(kind, field)}", Input).value.strip()
 
     def _number(self, field: str, kind: str | None = None, required: bool = True) -> Decimal | None:
-        raw = self._raw(field, kind).replace(",", "").replace("_", "")
-        if not raw:
-            if required:
-                self.errors[field] = "required"
-            return None
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            self.errors[field] = f"not a number: {raw!r}"
-            return None
-        if not value.is_finite() or value <= 0:
-            self.errors[field] = f"must be > 0, got {raw}"
-            return None
+        value, problem = positive_decimal(self._raw(field, kind))
+        if problem or (value is None and required):
+            self.errors[field] = problem or "required"
         return value
 
     def _seconds(self, field: str, required: bool = True) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from core.models import Order
+from widgets.typed_numbers import positive_decimal
 
 
 class ModifyScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
@@ -42,26 +43,18 @@ class ModifyScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
         target = "#modify-price" if self.order.price is not None else "#modify-amount"
         self.query_one(target, Input).focus()
 
-    def _read(self, selector: str, current: Decimal | None) -> Decimal | None:
-        raw = self.query_one(selector, Input).value.strip()
-        if not raw:
-            return None
-        value = Decimal(raw)
-        if not value.is_finite() or value <= 0:
-            raise InvalidOperation
-        return None if value == current else value
+    def _read(self, name: str, selector: str, current: Decimal | None) -> tuple[Decimal | None, str | None]:
+        value, problem = positive_decimal(self.query_one(selector, Input).value)
+        if problem:
+            return None, f"{name}: {problem}"
+        return (None if value == current else value), None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        try:
-            price = self._read("#modify-price", self.order.price)
-        except (InvalidOperation, ValueError):
-            self.query_one("#modify-error", Static).update("[red]Price: a number > 0[/red]")
-            return
-        try:
-            amount = self._read("#modify-amount", self.order.amount)
-        except (InvalidOperation, ValueError):
-            self.query_one("#modify-error", Static).update("[red]Amount: a number > 0[/red]")
+        price, problem = self._read("Price", "#modify-price", self.order.price)
+        amount, amount_problem = self._read("Amount", "#modify-amount", self.order.amount)
+        if problem or amount_problem:
+            self.query_one("#modify-error", Static).update(f"[red]{problem or amount_problem}[/red]")
             return
         if price is None and amount is None:
             self.query_one("#modify-error", Static).update("[yellow]Nothing changed[/yellow]")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from pydantic import ValidationError
 from rich.text import Text
@@ -30,6 +30,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 from core.models import Market, OrderRequest, OrderType, Side, TimeInForce
 from core.risk import protective_problems
 from widgets.messages import ContingentSubmitted, OrderSubmitted
+from widgets.typed_numbers import positive_decimal
 
 Checker = Callable[[OrderRequest], list[str]]
 Markets = Callable[[str | None], Mapping[str, Market]]  # an account's markets (None: the default account)
@@ -152,17 +153,9 @@ class OrderEntry(Vertical):
         self.query_one(f"#in-{field}", Input).value = value
 
     def _number(self, field: str, raw: str) -> Decimal | None:
-        raw = raw.replace(",", "").replace("_", "").strip()
-        if not raw:
-            return None
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            self.errors[field] = f"not a number: {raw!r}"
-            return None
-        if not value.is_finite() or value <= 0:
-            self.errors[field] = f"must be > 0, got {raw}"
-            return None
+        value, problem = positive_decimal(raw)
+        if problem:
+            self.errors[field] = problem
         return value
 
     def _decimal(self, field: str) -> Decimal | None:

@@ -8,7 +8,7 @@ and the dialog stays open to fix it. Escape changes nothing.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Literal
 
 from rich.text import Text
@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, Static
 
 from core.models import Order, OrderType, Position, PositionSide, Side
 from widgets.messages import ProtectionSubmitted
+from widgets.typed_numbers import positive_decimal
 
 Role = Literal["stop_loss", "take_profit"]
 _KINDS = {"stop_loss": (OrderType.STOP, OrderType.STOP_LIMIT), "take_profit": (OrderType.TAKE_PROFIT,)}
@@ -94,13 +95,9 @@ class ProtectionScreen(ModalScreen[None]):
     def submit(self) -> bool:
         if self.pending:
             return False
-        raw = self.query_one("#protection-price", Input).value.strip().replace(",", "").replace("_", "")
-        try:
-            price = Decimal(raw)
-        except InvalidOperation:
-            return self._refuse(f"Price: a number > 0, got {raw!r}" if raw else "Price: required")
-        if not price.is_finite() or price <= 0:
-            return self._refuse(f"Price: a number > 0, got {raw}")
+        price, problem = positive_decimal(self.query_one("#protection-price", Input).value)
+        if price is None:
+            return self._refuse(f"Price: {problem or 'required'}")
         if self.current and all(o.stop_price == price for o in self.current):
             return self._refuse(f"Price: the {self.label} is already at {_num(price)}")
         self.pending = True
