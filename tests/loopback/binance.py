@@ -52,7 +52,6 @@ import json
 import re
 import secrets
 import string
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -61,6 +60,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import WSMsgType, web
+
+from .common import DEFAULT_BALANCES, Funds, LoopbackServer, ccxt_config, crossed
 
 __all__ = [
     "CCXT_OPTIONS",
@@ -137,17 +138,8 @@ DEFAULT_MARKETS: tuple[MarketSpec, ...] = (
                max_qty=D("100000"), min_price=D("0.01"), max_price=D("1000000"), min_notional=D("5")),
 )
 DEFAULT_PRICES: dict[str, Decimal] = {"BTCUSDT": D("50000"), "ETHUSDT": D("3000")}
-DEFAULT_BALANCES: dict[str, Decimal] = {"USDT": D("1000000"), "BTC": D("10"), "ETH": D("100")}
 
-
-@dataclass
-class Balance:
-    free: Decimal = D(0)
-    locked: Decimal = D(0)
-
-    @property
-    def total(self) -> Decimal:
-        return self.free + self.locked
+Balance = Funds  # an asset's ``free`` and ``locked``, as ``/api/v3/account`` names them
 
 
 @dataclass
@@ -243,10 +235,10 @@ Handler = Callable[[Params], Any]
 # -- server -----------------------------------------------------------------------------------------
 
 
-class LoopbackBinance:
+class LoopbackBinance(LoopbackServer):
     """Binance spot REST on 127.0.0.1, in-process. See the module docstring.
 
-    Fault dials (plain attributes, set them at any time):
+    Fault dials (plain attributes, set them at any time; see :class:`.common.LoopbackServer`):
 
     * ``status_429_next_n``: the next N requests get HTTP 429, a ``Retry-After`` header
       (``retry_after_seconds``) and ``{"code": -1003, ...}``.
@@ -274,6 +266,7 @@ class LoopbackBinance:
         maker_fee: Decimal = D("0.001"),
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(host)
         self.api_key = api_key
         self.api_secret = api_secret
         # copies: a test that edits a spec must not change DEFAULT_MARKETS for the tests after it
@@ -286,25 +279,11 @@ class LoopbackBinance:
             self.balances.setdefault(m.quote, Balance())
         self.taker_fee = taker_fee
         self.maker_fee = maker_fee
-        self.host = host
         # "quote" (every commission in the quote), "received" (what the trade brings in: the base
         # on a BUY, as Binance charges), or an asset paying every commission (BNB), at its price
         self.commission_asset = "quote"
 
-        # fault dials
-        self.status_429_next_n = 0
-        self.retry_after_seconds = 1
-        self.status_5xx_next_n = 0
-        self.status_5xx_code = 503
-        self.delay_seconds = 0.0
-        self.drop_next_response_after_accept = False
-        self.drop_mode = "hang"  # "hang" (client times out) | "reset" (connection aborted)
-        self.drop_hold_seconds = 5.0
-        self.time_offset_ms = 0
-
-        # observation
-        self.requests: Counter[tuple[str, str]] = Counter()
-        self.request_log: list[tuple[str, str, Params]] = []
+        self.retry_after_seconds = 1  # the Retry-After of a 429 (status_429_next_n)
 
         # state
         self.orders: dict[int, SpotOrder] = {}
@@ -314,9 +293,6 @@ class LoopbackBinance:
         self._stats = {s: {"open": p, "high": p, "low": p} for s, p in self.prices.items()}
         self.streams = BinanceStreams(self)  # websocket streams, served once ``streams.enabled``
 
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
-        self.base_url = ""
         self._routes: dict[tuple[str, str], tuple[Handler, bool]] = {
             ("GET", "/api/v3/ping"): (self._ping, False),
             ("GET", "/api/v3/time"): (self._time, False),
@@ -338,42 +314,15 @@ class LoopbackBinance:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Start listening on ``host``:0; returns the base URL (``http://127.0.0.1:PORT``)."""
-        if self._runner is not None:
-            return self.base_url
-        self._closing = asyncio.Event()
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ws-api/v3", self.streams.user_data)
         app.router.add_get("/ws/{stream}", self.streams.market)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
-        await site.start()
-        self._runner = runner
-        port = runner.addresses[0][1]
-        self.base_url = f"http://{self.host}:{port}"
-        return self.base_url
+        super()._add_routes(app)
 
-    async def stop(self) -> None:
-        self._closing.set()  # releases requests held by drop_next_response_after_accept
+    async def _on_stop(self) -> None:
         await self.streams.close()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> LoopbackBinance:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- test-side controls -----------------------------------------------------------------------
-
-    def now_ms(self) -> int:
-        return int(time.time() * 1000) + self.time_offset_ms
 
     def price(self, symbol: str) -> Decimal:
         return self.prices[symbol]
@@ -396,13 +345,12 @@ class LoopbackBinance:
         for order in mine:
             if order.is_open and not order.is_working and order.triggers_at(price):
                 order.working_time = order.update_time = self.now_ms()
-                if order.price == 0 or (order.side == "BUY" and price <= order.price) or (
-                        order.side == "SELL" and price >= order.price):
+                if order.price == 0 or crossed(order.side == "BUY", order.price, price):
                     made.append(self._fill(order, order.remaining, price, maker=False))
         for order in mine:
             if not order.is_open or not order.is_working or order.price == 0:
                 continue
-            if (order.side == "BUY" and price <= order.price) or (order.side == "SELL" and price >= order.price):
+            if crossed(order.side == "BUY", order.price, price):
                 made.append(self._fill(order, order.remaining, order.price, maker=True))
         self.streams.publish(symbol)
         return made
@@ -447,9 +395,6 @@ class LoopbackBinance:
     def set_balance(self, asset: str, free: Decimal | str | int) -> None:
         self.balance(asset).free = D(free)
 
-    def count(self, method: str, path: str) -> int:
-        return self.requests[(method.upper(), path)]
-
     # -- HTTP -------------------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -463,19 +408,9 @@ class LoopbackBinance:
             self.request_log.append((method, path, {}))
             return self._error(e)
         self.request_log.append((method, path, params))
-
-        if self.status_429_next_n > 0:
-            self.status_429_next_n -= 1
-            msg = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
-                   "Please use WebSocket Streams for live updates to avoid polling the API.")
-            return web.json_response({"code": -1003, "msg": msg}, status=429,
-                                     headers={"Retry-After": str(self.retry_after_seconds)})
-        if self.status_5xx_next_n > 0:
-            self.status_5xx_next_n -= 1
-            return web.Response(status=self.status_5xx_code, text=f"{self.status_5xx_code} Service Unavailable",
-                                content_type="text/plain")
-        if self.delay_seconds > 0:
-            await self._hold(self.delay_seconds)
+        fault = await self._faults()
+        if fault is not None:
+            return fault
 
         route = self._routes.get((method, path))
         if route is None:
@@ -490,22 +425,14 @@ class LoopbackBinance:
         self.streams.publish()  # what the request changed, to the user data streams
 
         if (method, path) == ("POST", "/api/v3/order") and self.drop_next_response_after_accept:
-            self.drop_next_response_after_accept = False
-            if self.drop_mode == "reset":
-                if request.transport is not None:
-                    request.transport.abort()
-            else:
-                await self._hold(self.drop_hold_seconds)
-                if request.transport is not None:
-                    request.transport.close()
-            return web.Response(status=500, text="dropped")  # nobody is listening any more
+            return await self._drop(request)
         return web.json_response(payload, headers={"X-MBX-USED-WEIGHT-1M": str(sum(self.requests.values()))})
 
-    async def _hold(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._closing.wait(), seconds)
-        except TimeoutError:
-            pass
+    def _too_many_requests(self) -> web.Response:
+        msg = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
+               "Please use WebSocket Streams for live updates to avoid polling the API.")
+        return web.json_response({"code": -1003, "msg": msg}, status=429,
+                                 headers={"Retry-After": str(self.retry_after_seconds)})
 
     @staticmethod
     def _error(e: BinanceError) -> web.Response:
@@ -838,8 +765,7 @@ class LoopbackBinance:
                           orig_quote_qty=req["quote_qty"], time=now, update_time=now,
                           lock_asset=lock_asset, lock_remaining=lock, stop_price=req["stop"],
                           working_time=-1 if trigger else now)
-        wallet.free -= lock
-        wallet.locked += lock
+        wallet.lock(lock)
         self.orders[order.order_id] = order
         fills: list[SpotTrade] = []
         if crosses:
@@ -886,16 +812,10 @@ class LoopbackBinance:
 
     def _consume(self, order: SpotOrder, amount: Decimal) -> None:
         """Spend ``amount`` of the order's lock asset: from its lock first, any rounding excess from free."""
-        wallet = self.balance(order.lock_asset)
-        from_lock = min(amount, order.lock_remaining)
-        order.lock_remaining -= from_lock
-        wallet.locked -= from_lock
-        wallet.free -= amount - from_lock
+        order.lock_remaining = self.balance(order.lock_asset).spend(amount, order.lock_remaining)
 
     def _release(self, order: SpotOrder) -> None:
-        wallet = self.balance(order.lock_asset)
-        wallet.locked -= order.lock_remaining
-        wallet.free += order.lock_remaining
+        self.balance(order.lock_asset).unlock(order.lock_remaining)
         order.lock_remaining = D(0)
 
     def _lookup(self, params: Params, missing: tuple[int, int, str]) -> SpotOrder:
@@ -1314,19 +1234,10 @@ def point_ccxt_at(exchange: Any, base_url: str) -> Any:
 
 def make_ccxt_binance(server: LoopbackBinance, *, secret: str | None = None, api_key: str | None = None,
                       timeout_ms: int = 2000, options: dict[str, Any] | None = None, **config: Any) -> Any:
-    """A real ``ccxt.async_support.binance`` talking to ``server`` (call ``close()`` when done).
-
-    Rate limiting is off and ``timeout_on_exit`` is 0: ccxt's async ``close()`` otherwise sleeps
-    250 ms (a grace period for TLS transports, which a plain-HTTP loopback does not have)."""
+    """A real ``ccxt.async_support.binance`` talking to ``server`` (call ``close()`` when done);
+    rate limiting off and no exit grace period (see :func:`.common.ccxt_config`)."""
     import ccxt.async_support as ccxt_async
 
-    exchange = ccxt_async.binance({
-        "apiKey": server.api_key if api_key is None else api_key,
-        "secret": server.api_secret if secret is None else secret,
-        "enableRateLimit": False,
-        "timeout": timeout_ms,
-        "timeout_on_exit": 0,
-        "options": {**CCXT_OPTIONS, **(options or {})},
-        **config,
-    })
+    exchange = ccxt_async.binance(ccxt_config(server, CCXT_OPTIONS, secret=secret, api_key=api_key,
+                                              timeout_ms=timeout_ms, options=options, **config))
     return point_ccxt_at(exchange, server.base_url)

@@ -34,7 +34,6 @@ Everything is ``Decimal`` internally and goes over the wire as a plain decimal s
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import hashlib
@@ -42,8 +41,6 @@ import hmac
 import itertools
 import json
 import re
-import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +49,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from .common import DEFAULT_BALANCES, Funds, LoopbackServer, ccxt_config, crossed
 
 __all__ = [
     "CCXT_OPTIONS",
@@ -110,17 +109,18 @@ DEFAULT_INSTRUMENTS: tuple[OkxInstrument, ...] = (
     OkxInstrument("ETH-USDT", "ETH", "USDT", tick_sz=D("0.01"), lot_sz=D("0.0001"), min_sz=D("0.001")),
 )
 DEFAULT_PRICES: dict[str, Decimal] = {"BTC-USDT": D("50000"), "ETH-USDT": D("3000")}
-DEFAULT_BALANCES: dict[str, Decimal] = {"USDT": D("1000000"), "BTC": D("10"), "ETH": D("100")}
 
 
-@dataclass
-class Wallet:
-    avail: Decimal = D(0)
-    frozen: Decimal = D(0)
+def _alias(name: str) -> property:
+    return property(lambda self: getattr(self, name), lambda self, value: setattr(self, name, value))
 
-    @property
-    def total(self) -> Decimal:
-        return self.avail + self.frozen
+
+class Wallet(Funds):
+    """A currency's funds under OKX's names: ``avail`` (``availBal``) is ``free``, ``frozen``
+    (``frozenBal``) is ``locked``."""
+
+    avail = _alias("free")
+    frozen = _alias("locked")
 
 
 @dataclass
@@ -227,10 +227,11 @@ Handler = Callable[[Params], list[dict[str, Any]]]
 # -- server -----------------------------------------------------------------------------------------
 
 
-class LoopbackOkx:
+class LoopbackOkx(LoopbackServer):
     """OKX v5 spot REST on 127.0.0.1, in-process. See the module docstring.
 
-    Fault dials (plain attributes, set them at any time), applied after the request is counted:
+    Fault dials (plain attributes, set them at any time; see :class:`.common.LoopbackServer`),
+    applied after the request is counted:
 
     * ``status_429_next_n``: HTTP 429 ``{"code": "50011", "msg": "Too Many Requests"}``.
     * ``status_5xx_next_n``: ``status_5xx_code`` (503) with a plain-text body.
@@ -255,6 +256,7 @@ class LoopbackOkx:
         maker_fee: Decimal = D("0.0008"),
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(host)
         self.api_key = api_key
         self.api_secret = api_secret
         self.passphrase = passphrase
@@ -262,23 +264,10 @@ class LoopbackOkx:
         self.instruments: dict[str, OkxInstrument] = {i.inst_id: copy.deepcopy(i) for i in instruments}
         self.prices: dict[str, Decimal] = dict(DEFAULT_PRICES if prices is None else prices)
         start = DEFAULT_BALANCES if balances is None else balances
-        self.wallets: dict[str, Wallet] = {c: Wallet(avail=D(v)) for c, v in start.items()}
+        self.wallets: dict[str, Wallet] = {c: Wallet(free=D(v)) for c, v in start.items()}
         self.taker_fee = taker_fee
         self.maker_fee = maker_fee
-        self.host = host
-
-        self.status_429_next_n = 0
-        self.status_5xx_next_n = 0
-        self.status_5xx_code = 503
-        self.delay_seconds = 0.0
-        self.drop_next_response_after_accept = False
-        self.drop_mode = "hang"  # "hang" (client times out) | "reset" (connection aborted)
-        self.drop_hold_seconds = 5.0
-        self.time_offset_ms = 0
         self.refuse_algos: str | None = None
-
-        self.requests: Counter[tuple[str, str]] = Counter()
-        self.request_log: list[tuple[str, str, Any]] = []
 
         self.orders: dict[str, OkxOrder] = {}
         self.trades: list[OkxTrade] = []
@@ -288,9 +277,6 @@ class LoopbackOkx:
         self._trade_ids = itertools.count(300_001)
         self._bill_ids = itertools.count(900_000_001)
 
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
-        self.base_url = ""
         p = "/api/v5/"
         self._routes: dict[tuple[str, str], tuple[Handler, bool]] = {
             ("GET", p + "public/time"): (self._time, False),
@@ -313,45 +299,10 @@ class LoopbackOkx:
         }
         self._placing = {p + "trade/order", p + "trade/batch-orders"}
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    async def start(self) -> str:
-        if self._runner is not None:
-            return self.base_url
-        self._closing = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
-        await site.start()
-        self._runner = runner
-        self.base_url = f"http://{self.host}:{runner.addresses[0][1]}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> LoopbackOkx:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     # -- test-side controls -----------------------------------------------------------------------
-
-    def now_ms(self) -> int:
-        return int(time.time() * 1000) + self.time_offset_ms
 
     def wallet(self, ccy: str) -> Wallet:
         return self.wallets.setdefault(ccy, Wallet())
-
-    def count(self, method: str, path: str) -> int:
-        return self.requests[(method.upper(), path)]
 
     def open_orders(self, inst_id: str | None = None) -> list[OkxOrder]:
         return [o for o in self.orders.values() if o.is_open and (inst_id is None or o.inst_id == inst_id)]
@@ -376,8 +327,7 @@ class LoopbackOkx:
         self.prices[inst_id] = price
         made = []
         for o in list(self.orders.values()):
-            if o.inst_id == inst_id and o.is_open and o.px is not None and (
-                    (o.side == "buy" and price <= o.px) or (o.side == "sell" and price >= o.px)):
+            if o.inst_id == inst_id and o.is_open and o.px is not None and crossed(o.side == "buy", o.px, price):
                 made.append(self._fill(o, o.remaining, o.px, maker=True))
         for a in self.open_algos(inst_id):
             if (side := self._algo_fires(a, price)) is not None:
@@ -400,15 +350,9 @@ class LoopbackOkx:
         self.requests[(method, path)] += 1
         body = await request.text() if request.body_exists else ""
         self.request_log.append((method, path, body or request.query_string))
-        if self.status_429_next_n > 0:
-            self.status_429_next_n -= 1
-            return web.json_response({"msg": "Too Many Requests", "code": "50011"}, status=429)
-        if self.status_5xx_next_n > 0:
-            self.status_5xx_next_n -= 1
-            return web.Response(status=self.status_5xx_code, text=f"{self.status_5xx_code} Service Unavailable",
-                                content_type="text/plain")
-        if self.delay_seconds > 0:
-            await self._hold(self.delay_seconds)
+        fault = await self._faults()
+        if fault is not None:
+            return fault
         route = self._routes.get((method, path))
         if route is None:
             return web.json_response({"msg": "Not Found", "code": "404"}, status=404)
@@ -426,23 +370,12 @@ class LoopbackOkx:
         except OkxError as e:
             return self._error(e)
         if path in self._placing and self.drop_next_response_after_accept:
-            self.drop_next_response_after_accept = False
-            if self.drop_mode == "reset":
-                if request.transport is not None:
-                    request.transport.abort()
-            else:
-                await self._hold(self.drop_hold_seconds)
-                if request.transport is not None:
-                    request.transport.close()
-            return web.Response(status=500, text="dropped")
+            return await self._drop(request)
         now = str(self.now_ms() * 1000)
         return web.json_response({"code": "0", "msg": "", "data": data, "inTime": now, "outTime": now})
 
-    async def _hold(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._closing.wait(), seconds)
-        except TimeoutError:
-            pass
+    def _too_many_requests(self) -> web.Response:
+        return web.json_response({"msg": "Too Many Requests", "code": "50011"}, status=429)
 
     @staticmethod
     def _error(e: OkxError) -> web.Response:
@@ -610,8 +543,7 @@ class LoopbackOkx:
         order = OkxOrder(inst_id=inst.inst_id, ord_id=str(next(self._ord_ids)), cl_ord_id=cl, side=side,
                          ord_type=ord_type, px=px, sz=sz, c_time=now, u_time=now, lock_ccy=lock_ccy,
                          lock_remaining=lock, fee_ccy=inst.base if side == "buy" else inst.quote, attach=attach)
-        wallet.avail -= lock
-        wallet.frozen += lock
+        wallet.lock(lock)
         self.orders[order.ord_id] = order
         if ord_type == "post_only" and crosses:
             self._close(order, "canceled", "31")  # OKX cancels a post-only order that would take
@@ -654,19 +586,13 @@ class LoopbackOkx:
         return trade
 
     def _consume(self, o: OkxOrder, amount: Decimal) -> None:
-        wallet = self.wallet(o.lock_ccy)
-        from_lock = min(amount, o.lock_remaining)
-        o.lock_remaining -= from_lock
-        wallet.frozen -= from_lock
-        wallet.avail -= amount - from_lock
+        o.lock_remaining = self.wallet(o.lock_ccy).spend(amount, o.lock_remaining)
 
     def _close(self, o: OkxOrder, state: str, cancel_source: str = "") -> None:
         o.state = state
         o.cancel_source = cancel_source
         o.u_time = self.now_ms()
-        wallet = self.wallet(o.lock_ccy)
-        wallet.frozen -= o.lock_remaining
-        wallet.avail += o.lock_remaining
+        self.wallet(o.lock_ccy).unlock(o.lock_remaining)
         o.lock_remaining = D(0)
 
     def _order_details(self, params: Params) -> list[dict[str, Any]]:
@@ -927,16 +853,9 @@ def make_ccxt_okx(server: LoopbackOkx, *, secret: str | None = None, api_key: st
 
     from core.venues.ccxt_venue import point_at
 
-    exchange = ccxt_async.okx({
-        "apiKey": server.api_key if api_key is None else api_key,
-        "secret": server.api_secret if secret is None else secret,
-        "password": server.passphrase if password is None else password,
-        "enableRateLimit": False,
-        "timeout": timeout_ms,
-        "timeout_on_exit": 0,
-        "options": {**CCXT_OPTIONS, **(options or {})},
-        **config,
-    })
+    exchange = ccxt_async.okx(ccxt_config(server, CCXT_OPTIONS, secret=secret, api_key=api_key,
+                                          timeout_ms=timeout_ms, options=options,
+                                          password=server.passphrase if password is None else password, **config))
     exchange.has["fetchCurrencies"] = False  # the private asset/currencies call is not served here
     point_at(exchange, server.base_url)
     return exchange
