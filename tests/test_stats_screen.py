@@ -109,3 +109,16 @@ async def test_stats_with_no_trades_says_so(app: TradedeskApp) -> None:
         assert str(screen.query_one("#stats-equity-label", Static).content) == "Equity: no fills in this period"
         await pilot.press("f5")  # f5 again goes back too
         assert not isinstance(app.screen, StatsScreen)
+
+
+async def test_on_an_80_column_terminal_the_summary_values_stay_on_screen(app: TradedeskApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await finish(pilot, "stats")
+        screen = app.screen
+        assert isinstance(screen, StatsScreen)
+        summary = screen.query_one("#stats-summary", DataTable)
+        # Figure and Value both fit: the top row scrolls sideways rather than squeezing the tables
+        assert summary.region.x + sum(c.get_render_width(summary) for c in summary.columns.values()) <= 80
+        assert summary.region.width >= 46
+        assert screen.query_one("#stats-top").max_scroll_x > 0  # the execution table is reachable

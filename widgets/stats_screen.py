@@ -13,7 +13,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, HorizontalScroll, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Sparkline, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
@@ -142,7 +142,7 @@ class StatsScreen(Screen[None]):
         yield Static("Stats", id="stats-title", classes="pane-title")
         yield Tabs(*(Tab(f"{label} [{n}]", id=key) for n, (key, label) in enumerate(PERIODS.items(), 1)),
                    active=self.period_key, id="stats-period")
-        with Horizontal(id="stats-top"):
+        with HorizontalScroll(id="stats-top"):  # narrow terminals scroll it (left/right) instead of cutting values off
             yield self._table("stats-summary", "Figure", "Value", cursor="none")
             yield self._table("stats-execution", "Execution", "Value", cursor="none")
             yield self._table("stats-daily", "Day (UTC)", "Net PnL", cursor="none")
