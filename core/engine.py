@@ -728,6 +728,7 @@ class Engine:
             t0 = self.clock.monotonic()
             started = self.clock.now()
             await self._set_trading_state(TradingState.HALTED, reason, "halted")
+            live_before = {o.id: o.account for o in self._live.values()}
             for algo in list(self._algos):
                 try:
                     await algo.stop(f"halt: {reason}")
@@ -736,6 +737,12 @@ class Engine:
                 self._algos.discard(algo)
             deadline = t0 + self.settings.halt.deadline_seconds
             reports = await asyncio.gather(*(self._halt_account(acct, deadline, flatten) for acct in self._accounts.values()))
+            # Orders the algorithms' own stop cancelled (children, stops held in the core that no
+            # venue knows) were cancelled by this halt too: the report names them with the rest.
+            for r in reports:
+                listed = set(r.cancelled)
+                r.cancelled += [oid for oid, acct in live_before.items() if acct == r.account and oid not in listed
+                                and self._orders[oid].status is S.CANCELLED]
             report = HaltReport(
                 reason=reason, flatten=flatten, started_at=started, finished_at=self.clock.now(),
                 seconds=self.clock.monotonic() - t0, accounts=list(reports),

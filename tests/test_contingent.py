@@ -342,12 +342,15 @@ async def test_halt_cancels_legs_and_held_orders_and_nothing_is_placed_after(eng
     await engine.place_oco_order("ETH/USDT", "sell", D("1"), price=D("3300"), stop_price=D("3100"))
     await engine.place_market_order("SOL/USDT", "buy", D("10"))
     ts = await engine.place_trailing_stop("SOL/USDT", "sell", D("10"), trail_amount=D("1"))
-    assert len(await engine.get_active_orders()) == 6
+    live = {o.id for o in await engine.get_active_orders()}
+    assert len(live) == 6
 
     report = await engine.halt_trading("test")
     assert report.clean, report.summary()
     assert await engine.get_active_orders() == []
     assert order(engine, ts.id).status is S.CANCELLED
+    # the report names every order the halt cancelled, the trailing stop held in the core included
+    assert set(report.accounts[0].cancelled) == live
     assert engine._contingent.active == {}
     placed = len(await engine.get_orders())
     script(engine, "50800", "51600")  # the resting entry would fill, then its take-profit trigger
