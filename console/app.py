@@ -7,6 +7,7 @@ waits on a venue. Worker failures are handled in one place (``on_worker_state_ch
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Iterable
@@ -49,6 +50,7 @@ from widgets.protection_dialog import ProtectionScreen, protective_orders
 
 STYLES = Path(styles.__file__).parent
 W = TypeVar("W", bound=Widget)
+_START_HEAD_START = 0.1  # seconds the engine start may hold back the first screen
 
 
 class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms' and reconciliation's handlers
@@ -88,6 +90,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.clock_interval = clock_interval
         self.run_loops = run_loops
         self.bridge: EngineBridge | None = None
+        self._starting: asyncio.Future[None] | None = None
         self.halting = False
         self._ctrl_c_at: float | None = None
         self.register_theme(TRADEDESK_THEME)
@@ -118,12 +121,24 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         """A widget of the main screen, whatever modal is on top of it."""
         return self.main_screen.query_one(selector)
 
+    async def run_async(self, **kwargs: object) -> object:  # type: ignore[override]
+        # The journal opens and restores before the screen is built: started alongside it, each
+        # of its steps waited for the UI's work (~90 ms of a ~5 ms job). A slow start (a real
+        # exchange) gets a head start only: the screen shows, and fills in when it is done.
+        self._starting = asyncio.ensure_future(self.engine.start())
+        await asyncio.wait({self._starting}, timeout=_START_HEAD_START)
+        return await super().run_async(**kwargs)  # type: ignore[arg-type]
+
     async def on_mount(self) -> None:
+        if self._starting is None:  # run_test() and other callers that skip run_async
+            self._starting = asyncio.ensure_future(self.engine.start())
         try:
-            await self.engine.start()
+            await self._starting
         except (JournalError, TradedeskError) as exc:
             self.exit(return_code=2, message=f"tradedesk: {exc}")
             return
+        if not self.main_screen.is_mounted:  # a quick start (above) is done before the screen is built
+            await self.main_screen._mounted_event.wait()
         if self.engine.settings.keys:
             self.set_keymap(dict(self.engine.settings.keys))
         symbols = sorted(self.engine.markets())

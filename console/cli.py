@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
 
@@ -24,10 +23,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
+    # importlib.metadata costs ~20 ms at import: only --version pays for it, not every start
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("tradedesk")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        parser.exit(0, f"tradedesk {_version()}\n")
 
 
 def _seed(text: str) -> int:
@@ -54,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--paper", action="store_true", help="simulated fills (the default)")
     mode.add_argument("--live", action="store_true", help="real orders with real money: asks you to type a confirmation")
     p.add_argument("--api-url", help="point the exchange client at another base URL (e.g. a local test server)")
-    p.add_argument("--version", action="version", version=f"tradedesk {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     return p
 
 

@@ -128,23 +128,26 @@ class Journal:
             raise
         return cls(p, db, meta)
 
+    @classmethod
+    async def _prepare(cls, db: aiosqlite.Connection, p: Path, existed: bool, token: str | None) -> dict[str, str]:
+        # One hop to the database thread for the whole check and migration: at start-up the
+        # screen is being built at the same time, and every hop waits for the GIL.
+        return await db._execute(cls._prepare_in_thread, db._conn, p, existed, token)
+
     @staticmethod
-    async def _prepare(db: aiosqlite.Connection, p: Path, existed: bool, token: str | None) -> dict[str, str]:
+    def _prepare_in_thread(db: sqlite3.Connection, p: Path, existed: bool, token: str | None) -> dict[str, str]:
         try:
             if existed:
                 # Everything that could refuse the file is read before anything is written to it.
-                async with db.execute("PRAGMA quick_check") as cur:
-                    row = await cur.fetchone()
+                row = db.execute("PRAGMA quick_check").fetchone()
                 if not row or row[0] != "ok":
                     raise JournalError(f"journal {p} is corrupt ({row[0] if row else 'no answer'}); it was left untouched")
-                async with db.execute("PRAGMA user_version") as cur:
-                    version = (await cur.fetchone())[0]
-                tables = {r[0] async for r in await db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 if tables and "meta" not in tables:
                     raise JournalError(f"{p} is an SQLite file but not a tradedesk journal; it was left untouched")
                 if "meta" in tables:
-                    async with db.execute("SELECT value FROM meta WHERE key='app'") as cur:
-                        app = await cur.fetchone()
+                    app = db.execute("SELECT value FROM meta WHERE key='app'").fetchone()
                     if not app or app[0] != APP_ID:
                         raise JournalError(f"{p} is not a tradedesk journal; it was left untouched")
                 if version > SCHEMA_VERSION:
@@ -153,40 +156,37 @@ class Journal:
                         "upgrade tradedesk; the journal was left untouched"
                     )
             # One process per journal: EXCLUSIVE holds the lock from the first write to close.
-            await db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            async with db.execute("PRAGMA journal_mode=WAL") as cur:
-                mode = (await cur.fetchone())[0]
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise JournalError(f"journal {p}: could not switch to WAL mode (got {mode})")
-            await db.execute("PRAGMA synchronous=FULL")
-            await db.execute("BEGIN IMMEDIATE")  # takes the lock now, so a second console fails here
-            async with db.execute("PRAGMA user_version") as cur:
-                version = (await cur.fetchone())[0]
-            tables = {r[0] async for r in await db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("BEGIN IMMEDIATE")  # takes the lock now, so a second console fails here
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if version == 0 and tables:
-                await db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise JournalError(f"{p} is an SQLite file but not a tradedesk journal; it was left untouched")
             if version > SCHEMA_VERSION:
-                await db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise JournalError(
                     f"journal {p} has schema v{version}, newer than this tradedesk understands (v{SCHEMA_VERSION}): "
                     "upgrade tradedesk; the journal was left untouched"
                 )
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for stmt in _MIGRATIONS[v]:
-                    await db.execute(stmt)
+                    db.execute(stmt)
             if version == 0:
                 import secrets
 
-                await db.executemany(
+                db.executemany(
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
                     [("app", APP_ID), ("token", token or secrets.token_hex(3))],
                 )
             if version != SCHEMA_VERSION:
-                await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            await db.execute("COMMIT")
-            async with db.execute("SELECT key, value FROM meta") as cur:
-                meta = {k: v async for k, v in cur}
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("app") != APP_ID:
                 raise JournalError(f"{p} is not a tradedesk journal; it was left untouched")
             return meta
@@ -332,16 +332,18 @@ class Journal:
     # -- reading ---------------------------------------------------------------------------
 
     async def load(self) -> JournalContents:
-        db = self._db
-        orders = [Order.model_validate_json(r[0]) async for r in await db.execute("SELECT data FROM orders ORDER BY rowid")]
-        fills = [Fill.model_validate_json(r[0]) async for r in await db.execute("SELECT data FROM fills ORDER BY rowid")]
+        return await self._db._execute(self._load_in_thread)  # one hop, as in _prepare
+
+    def _load_in_thread(self) -> JournalContents:
+        db = self._db._conn
+        orders = [Order.model_validate_json(r[0]) for r in db.execute("SELECT data FROM orders ORDER BY rowid")]
+        fills = [Fill.model_validate_json(r[0]) for r in db.execute("SELECT data FROM fills ORDER BY rowid")]
         positions: dict[str, list[dict[str, Any]]] = {}
-        async for acct, data in await db.execute("SELECT account, data FROM positions ORDER BY account, symbol"):
+        for acct, data in db.execute("SELECT account, data FROM positions ORDER BY account, symbol"):
             positions.setdefault(acct, []).append(json.loads(data))
-        accounts = {a: json.loads(d) async for a, d in await db.execute("SELECT account, data FROM accounts")}
-        state = {k: v async for k, v in await db.execute("SELECT key, value FROM state")}
-        async with db.execute("SELECT count(*) FROM events") as cur:
-            count = (await cur.fetchone())[0]
+        accounts = {a: json.loads(d) for a, d in db.execute("SELECT account, data FROM accounts")}
+        state = dict(db.execute("SELECT key, value FROM state").fetchall())
+        count = db.execute("SELECT count(*) FROM events").fetchone()[0]
         return JournalContents(self.meta, orders, fills, positions, accounts, state, count)
 
     async def events(self, *, order_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
