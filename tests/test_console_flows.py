@@ -138,7 +138,7 @@ def position_row(app: TradedeskApp, symbol: str, account: str = "paper") -> dict
 
 
 def header_state(app: TradedeskApp) -> str:
-    return str(app.q(HeaderBar).query_one("#hdr-state", Static).content)
+    return app.q(HeaderBar).state_text
 
 
 def log_text(app: TradedeskApp) -> str:
