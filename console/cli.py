@@ -154,7 +154,7 @@ def load_settings(config: Path | None) -> Settings:
     neither: reading nothing through pydantic-settings cost ~20 ms of every start-up. (Keep in
     step with Settings.load if it ever reads another source.)"""
     if config is None and not any(k.upper().startswith("TRADEDESK_") for k in os.environ):
-        return Settings()
+        return Settings.defaults()
     return Settings.load(config)
 
 

@@ -147,6 +147,15 @@ class Settings(BaseModel):
     keys: dict[str, str] = {}  # console binding id -> key, e.g. halt = "ctrl+x"
     initial_state: TradingState = TradingState.ACTIVE
 
+    @classmethod
+    def defaults(cls) -> Settings:
+        """``Settings()`` without validating: the defaults are valid by definition (a test holds
+        them equal), and building every section's validator cost ~17 ms of the console's start."""
+        sections = {name: f.default_factory.model_construct()  # type: ignore[union-attr]
+                    for name, f in cls.model_fields.items()
+                    if isinstance(f.default_factory, type) and issubclass(f.default_factory, _Section)}
+        return cls.model_construct(**sections)
+
     def limits_for(self, account: str) -> RiskLimits:
         acct = self.accounts.get(account)
         if acct is None:

@@ -156,7 +156,7 @@ class Engine:
         id_token: str | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
-        self.settings = settings or Settings()
+        self.settings = settings or Settings.defaults()
         self.db_path = db
         self.tick_interval = tick_interval
         self.journal: Journal | None = None

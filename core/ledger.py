@@ -211,7 +211,9 @@ class Ledger:
         used = self.used_margin()
         drawdown = clean(max(self.equity_peak - equity, ZERO))
         dd_pct = (drawdown / self.equity_peak * 100).quantize(Decimal("0.0001")) if self.equity_peak > 0 else ZERO
-        return AccountStatus(
+        # model_construct: the ledger's own Decimals, published on every change (and validating
+        # would build the validator during the console's start)
+        return AccountStatus.model_construct(
             account=self.account,
             currency=self.currency,
             balance=self.balance,

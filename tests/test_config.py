@@ -49,6 +49,18 @@ def test_defaults_without_a_file() -> None:
     assert s.accounts == {} and s.limits_for("paper") == s.risk
 
 
+def test_unvalidated_defaults_equal_the_validated_ones() -> None:
+    """The console starts from Settings.defaults(), built without validation: it must be
+    exactly what validation gives, section by section, and stay frozen."""
+    fast, checked = Settings.defaults(), Settings()
+    assert fast == checked and fast.model_dump() == checked.model_dump()
+    for name in ("risk", "breakers", "halt", "signals", "algos", "tracking"):
+        assert getattr(fast, name) == getattr(checked, name), name
+        assert type(getattr(fast, name)) is type(getattr(checked, name)), name
+    with pytest.raises(ValidationError):
+        fast.risk.max_leverage = D(1)  # type: ignore[misc]
+
+
 def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
     assert Settings.load(toml(tmp_path, "")) == Settings.load()
 

@@ -35,7 +35,9 @@ class SymbolSpec:
 
     def market(self) -> Market:
         base, quote = self.symbol.split("/")
-        return Market(
+        # model_construct: the spec's Decimals need no checking, and validating would build
+        # Market's validator during the console's start (the first build in a process, ~15 ms)
+        return Market.model_construct(
             symbol=self.symbol,
             base=base,
             quote=quote,
