@@ -281,7 +281,9 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         with suppress(NoMatches):
             shown_filter, shown, total = self.q(OrdersView).counts
             title = f"Orders — {shown_filter} ({shown} of {total})   f filter · c cancel · m modify · C cancel symbol"
-            self.main_screen.query_one("#orders-title", Static).update(title)
+            label = self.main_screen.query_one("#orders-title", Static)
+            if str(label.content) != title:  # an update lays the screen out again
+                label.update(title)
 
     def log_line(self, level: str, text: str, at: object = None) -> None:
         try:

@@ -61,8 +61,17 @@ class MainScreen(Screen[None]):
             self._resumed = True
             event.refresh_styles = False
 
-    def on_resize(self) -> None:
+    def on_mount(self) -> None:
+        # Textual's toast rack starts shown and is hidden at the first resume, which laid the
+        # screen out again after the first frame: hidden from the start (a toast shows it).
+        self.query("#textual-toastrack").set(display=False)  # absent when notifications are off
+
+    def on_resize(self, event: events.Resize) -> None:
         self.set_class(self.size.width < NARROW_BELOW, "-narrow")
+        if event.size == self.outer_size:
+            # Already laid out at this size (start-up sends the screen the same size three
+            # times, each a full layout and paint, ~12 ms): Screen's handler is skipped.
+            event.prevent_default()
 
     def compose(self) -> ComposeResult:
         # Set before the children mount: set later, the class change restyles the whole screen.
