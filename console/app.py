@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 from collections.abc import Iterable
 from contextlib import suppress
@@ -50,7 +51,7 @@ from widgets.protection_dialog import ProtectionScreen, protective_orders
 
 STYLES = Path(styles.__file__).parent
 W = TypeVar("W", bound=Widget)
-_START_HEAD_START = 0.1  # seconds the engine start may hold back the first screen
+_START_HEAD_START = 0.3  # seconds the engine start may hold back the first screen (> the journal's 0.2 s lock wait)
 
 
 class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms' and reconciliation's handlers
@@ -127,6 +128,13 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         # exchange) gets a head start only: the screen shows, and fills in when it is done.
         self._starting = asyncio.ensure_future(self.engine.start())
         await asyncio.wait({self._starting}, timeout=_START_HEAD_START)
+        refused = self._starting.exception() if self._starting.done() else None
+        if isinstance(refused, (JournalError, TradedeskError)):
+            # refused before anything was drawn (journal locked or corrupt, keys refused...):
+            # one line, and the terminal is left as it was
+            print(f"tradedesk: {refused}", file=sys.stderr)
+            self._return_code = 2
+            return None
         return await super().run_async(**kwargs)  # type: ignore[arg-type]
 
     async def on_mount(self) -> None:

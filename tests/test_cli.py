@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from console.cli import main
+from core.journal import Journal
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -74,3 +78,33 @@ def test_live_without_the_typed_confirmation_starts_nothing(monkeypatch: pytest.
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: "yes")
     assert "not confirmed; nothing was started" in run(["--live", "--venue", "binance"], capsys)
+
+
+def _tradedesk(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "console", *argv]
+
+
+async def test_a_journal_in_use_is_one_line_and_leaves_the_terminal_alone(tmp_path: Path) -> None:
+    """Refused before the screen is built: no escape codes, nothing drawn, exit code 2."""
+    db = tmp_path / "journal.sqlite"
+    held = await Journal.open(db)  # another console has it open
+    try:
+        proc = await asyncio.create_subprocess_exec(*_tradedesk("--db", str(db)), stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await held.close()
+    assert proc.returncode == 2
+    assert out == b""
+    assert err.decode() == f"tradedesk: journal {db} is in use by another tradedesk process (database is locked)\n"
+
+
+def test_a_corrupt_journal_is_one_line_and_leaves_the_terminal_alone(tmp_path: Path) -> None:
+    db = tmp_path / "journal.sqlite"
+    db.write_bytes(b"not a database " * 200)
+    done = subprocess.run(_tradedesk("--db", str(db)), capture_output=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert done.stderr.decode().startswith(f"tradedesk: journal {db} is corrupt") and done.stderr.count(b"\n") == 1
+    assert b"\x1b" not in done.stderr
+    assert db.read_bytes() == b"not a database " * 200
