@@ -31,6 +31,7 @@ from console import gc_pause
 from console.algo_actions import AlgoActions
 from console.reconcile_actions import ReconcileActions
 from console.bridge import EngineBridge
+from console.core_log import CoreLogHandler
 from console.main_screen import MainScreen
 from console.theme import TRADEDESK_THEME
 from core import Engine, EngineError, TradedeskError
@@ -51,7 +52,7 @@ from widgets.protection_dialog import ProtectionScreen, protective_orders
 
 STYLES = Path(styles.__file__).parent
 W = TypeVar("W", bound=Widget)
-_START_HEAD_START = 0.3  # seconds the engine start may hold back the first screen (> the journal's 0.2 s lock wait)
+_START_HEAD_START = 0.3  # seconds of start before saying what it waits for (> the journal's 0.2 s lock wait)
 
 
 class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms' and reconciliation's handlers
@@ -92,6 +93,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.run_loops = run_loops
         self.bridge: EngineBridge | None = None
         self._starting: asyncio.Future[None] | None = None
+        self._core_log = CoreLogHandler()  # the core's warnings, into the event log
         self.halting = False
         self._ctrl_c_at: float | None = None
         self.register_theme(TRADEDESK_THEME)
@@ -124,14 +126,22 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
 
     async def run_async(self, **kwargs: object) -> object:  # type: ignore[override]
         # The journal opens and restores before the screen is built: started alongside it, each
-        # of its steps waited for the UI's work (~90 ms of a ~5 ms job). A slow start (a real
-        # exchange) gets a head start only: the screen shows, and fills in when it is done.
+        # of its steps waited for the UI's work (~90 ms of a ~5 ms job). A start that is refused
+        # (journal locked or corrupt, keys refused) is one line, with nothing drawn. A slow one (a
+        # real exchange: markets, balances, open orders) says what it waits for: the screen
+        # could not be drawn before it is done anyway.
+        self._core_log.attach()  # before the start: its warnings are held for the event log
         self._starting = asyncio.ensure_future(self.engine.start())
-        await asyncio.wait({self._starting}, timeout=_START_HEAD_START)
+        done, _ = await asyncio.wait({self._starting}, timeout=_START_HEAD_START)
+        if not done:
+            print(f"tradedesk: starting: connecting to {self.venue_label} (markets, balances, open orders)...",
+                  file=sys.stderr, flush=True)
+            await asyncio.wait({self._starting})
         refused = self._starting.exception() if self._starting.done() else None
         if isinstance(refused, (JournalError, TradedeskError)):
             # refused before anything was drawn (journal locked or corrupt, keys refused...):
             # one line, and the terminal is left as it was
+            self._core_log.detach()
             print(f"tradedesk: {refused}", file=sys.stderr)
             self._return_code = 2
             return None
@@ -139,6 +149,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
 
     async def on_mount(self) -> None:
         if self._starting is None:  # run_test() and other callers that skip run_async
+            self._core_log.attach()
             self._starting = asyncio.ensure_future(self.engine.start())
         try:
             await self._starting
@@ -147,6 +158,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
             return
         if not self.main_screen.is_mounted:  # a quick start (above) is done before the screen is built
             await self.main_screen._mounted_event.wait()
+        self._core_log.deliver_to(self.log_line, asyncio.get_running_loop().call_soon_threadsafe)
         if self.engine.settings.keys:
             self.set_keymap(dict(self.engine.settings.keys))
         symbols = sorted(self.engine.markets())
@@ -206,6 +218,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         await self.engine.close()
 
     async def on_unmount(self) -> None:
+        self._core_log.detach()
         gc_pause.resume()  # an app that ends before its first frame
         await self.shutdown()
 

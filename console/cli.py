@@ -37,7 +37,8 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        parser.exit(0, f"tradedesk {_version()}\n")
+        print(f"tradedesk {_version()}")  # stdout, as argparse's own version action
+        parser.exit(0)
 
 
 def _seed(text: str) -> int:
@@ -199,7 +200,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         engine = Engine.paper(db=db, seed=args.seed, settings=settings)
         app = TradedeskApp(engine, live=False, venue_label="sim")
-    app.run()
+    try:
+        app.run()
+    except KeyboardInterrupt:  # ctrl+c while the start still waited for the exchange: no screen yet
+        sys.exit("tradedesk: interrupted while starting")
     if app.return_code:
         sys.exit(app.return_code)
 

@@ -23,7 +23,11 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--version"], capsys).startswith("tradedesk ")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    out = capsys.readouterr()
+    assert exit_.value.code == 0
+    assert out.out.startswith("tradedesk ") and out.out.count("\n") == 1 and out.err == ""  # $(tradedesk --version)
 
 
 @pytest.mark.parametrize(

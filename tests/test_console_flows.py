@@ -8,6 +8,9 @@ action workers are awaited, so nothing waits on the wall clock.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from decimal import Decimal as D
@@ -21,6 +24,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerFailed, WorkerState
 
 from console.app import TradedeskApp
+from console.core_log import CoreLogHandler
 from core import Engine, ManualClock, OrderRequest, OrderStatus, TradingState
 from widgets.confirm import ConfirmScreen
 from widgets.event_log import EventLog
@@ -138,7 +142,9 @@ def position_row(app: TradedeskApp, symbol: str, account: str = "paper") -> dict
 
 
 def header_state(app: TradedeskApp) -> str:
-    return app.q(HeaderBar).state_text
+    header = app.q(HeaderBar)
+    assert header.state_text in header.render().plain  # drawn, not only held
+    return header.state_text
 
 
 def log_text(app: TradedeskApp) -> str:
@@ -752,3 +758,43 @@ async def test_bindings_are_remapped_from_the_config_file(tmp_path: Path, clock:
             assert await engine.get_active_orders() == []
     finally:
         await engine.close()
+
+
+async def test_the_cores_warnings_reach_the_event_log_not_the_terminal(
+    tmp_path: Path, clock: ManualClock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warning logged by the core while the engine starts (before the screen) is held and
+    shown in the event log; one logged later from a worker thread arrives too; none is printed
+    over the screen."""
+    streams_log = logging.getLogger("core.venues.ccxt_streams")
+    app = make_app(tmp_path / "j.sqlite", clock)
+    real_start = app.engine.start
+
+    async def start() -> None:
+        streams_log.warning("binance orders stream down, polling instead: 404")
+        await real_start()
+
+    monkeypatch.setattr(app.engine, "start", start)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert "binance orders stream down, polling instead: 404" in log_text(app)
+            arrived = asyncio.Event()
+            original = app.log_line
+
+            def log_line(level: str, text: str, at: object = None) -> None:
+                original(level, text, at)
+                arrived.set()
+
+            monkeypatch.setattr(app, "log_line", log_line)
+            app._core_log.deliver_to(app.log_line, asyncio.get_running_loop().call_soon_threadsafe)
+            worker = threading.Thread(target=streams_log.error, args=("okx trades stream failed: boom",))
+            worker.start()
+            await arrived.wait()
+            worker.join()
+            await pilot.pause()
+            assert "okx trades stream failed: boom" in log_text(app)
+    finally:
+        await app.engine.close()
+    assert "stream" not in capsys.readouterr().err
+    assert not any(isinstance(h, CoreLogHandler) for h in logging.getLogger("core").handlers)  # removed on exit
