@@ -128,14 +128,14 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         # The journal opens and restores before the screen is built: started alongside it, each
         # of its steps waited for the UI's work (~90 ms of a ~5 ms job). A start that is refused
         # (journal locked or corrupt, keys refused) is one line, with nothing drawn. A slow one (a
-        # real exchange: markets, balances, open orders) says what it waits for: the screen
-        # could not be drawn before it is done anyway.
+        # real exchange: markets, balances, open orders; a long journal) says what it waits for:
+        # the screen could not be drawn before it is done anyway.
         self._core_log.attach()  # before the start: its warnings are held for the event log
         self._starting = asyncio.ensure_future(self.engine.start())
         done, _ = await asyncio.wait({self._starting}, timeout=_START_HEAD_START)
         if not done:
-            print(f"tradedesk: starting: connecting to {self.venue_label} (markets, balances, open orders)...",
-                  file=sys.stderr, flush=True)
+            print(f"tradedesk: starting ({self.venue_label}): restoring the journal, connecting...", file=sys.stderr,
+                  flush=True)
             await asyncio.wait({self._starting})
         refused = self._starting.exception() if self._starting.done() else None
         if isinstance(refused, (JournalError, TradedeskError)):

@@ -9,7 +9,9 @@ action workers are awaited, so nothing waits on the wall clock.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
@@ -23,6 +25,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerFailed, WorkerState
 
+import console.app as console_app
 from console.app import TradedeskApp
 from console.core_log import CoreLogHandler
 from core import Engine, ManualClock, OrderRequest, OrderStatus, TradingState
@@ -798,3 +801,40 @@ async def test_the_cores_warnings_reach_the_event_log_not_the_terminal(
         await app.engine.close()
     assert "stream" not in capsys.readouterr().err
     assert not any(isinstance(h, CoreLogHandler) for h in logging.getLogger("core").handlers)  # removed on exit
+
+
+async def test_a_slow_start_says_what_it_waits_for_before_the_screen(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start still running after the head start (a real exchange, a long journal) prints one
+    line saying what it waits for, instead of a blank screen; the screen follows when it is done."""
+    monkeypatch.setattr(console_app, "_START_HEAD_START", 0)
+    app = make_app(tmp_path / "j.sqlite", clock)
+    said = asyncio.Event()
+    real_start = app.engine.start
+
+    async def start() -> None:
+        await asyncio.wait_for(said.wait(), 60)  # the line comes while the start still runs (60 s: only on failure)
+        await real_start()
+
+    class Stderr(io.StringIO):
+        def write(self, text: str) -> int:
+            if "starting (sim): restoring the journal, connecting..." in text:
+                said.set()
+            return super().write(text)
+
+    err = Stderr()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(app.engine, "start", start)
+    shown: list[str] = []
+
+    async def look(pilot: Pilot[None]) -> None:
+        shown.append(header_state(app))
+        app.exit()
+
+    try:
+        await app.run_async(headless=True, size=SIZE, auto_pilot=look)
+    finally:
+        await app.engine.close()
+    assert err.getvalue().count("\n") == 1 and said.is_set()
+    assert shown == ["ACTIVE"]  # then the screen, with the engine started
