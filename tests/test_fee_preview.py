@@ -10,7 +10,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Checkbox, Static
 
 from console.app import TradedeskApp
 from core import Engine, ManualClock
@@ -65,5 +65,23 @@ async def test_a_market_without_fee_rates_says_the_fee_is_unknown(tmp_path: Path
                              for s, m in venue.markets.items()}
             text = await preview(pilot, symbol="BTC/USDT", side="b", type="l", amount="0.1", price="50000")
             assert "Notional 5,000.00  fee unknown" in text
+    finally:
+        await app.engine.close()
+
+
+async def test_a_reduce_only_order_previews_no_margin(tmp_path: Path, clock: ManualClock) -> None:
+    """The engine holds no margin for a reduce-only order (trailing stops included): the preview
+    must not show one."""
+    app = desk(tmp_path / "j.sqlite", clock)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            text = await preview(pilot, symbol="BTC/USDT", side="s", type="l", amount="0.1", price="52000", leverage="2")
+            assert "Margin 2,600.00" in text
+            app.q(OrderEntry).query_one("#in-reduce_only", Checkbox).value = True
+            assert "Margin none (reduce-only)" in await preview(pilot)
+            app.q(OrderEntry).query_one("#in-reduce_only", Checkbox).value = False
+            # a trailing stop is reduce-only by construction
+            text = await preview(pilot, type="trailing", price="", leverage="1", trail="100")
+            assert "trailing stop" in text and "Margin none (reduce-only)" in text
     finally:
         await app.engine.close()

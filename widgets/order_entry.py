@@ -355,8 +355,10 @@ class OrderEntry(Vertical):
         if ref is not None:
             notional = request.amount * ref
             fee = self._fee(request, notional)
+            # a reduce-only order holds no margin (the engine reserves none for it)
+            margin = "none (reduce-only)" if request.reduce_only else f"{notional / request.leverage:,.2f}"
             text.append(f"Notional {notional:,.2f}  fee {'~' + format(fee, ',.2f') if fee is not None else 'unknown'}"
-                        f"\nMargin {notional / request.leverage:,.2f}")
+                        f"\nMargin {margin}")
         preview.update(text)
         self.verdict = [problem for r in draft.checks for problem in self._checker(r)]
         if self.verdict:
