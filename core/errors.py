@@ -26,9 +26,14 @@ class OrderNotFound(VenueError):
 
 
 class VenueUnavailable(VenueError):
-    """Transient: rate limited, overloaded, down for maintenance, connection refused."""
+    """Transient: rate limited, overloaded, down for maintenance, connection refused.
+    ``retry_after``: seconds the venue asked us to wait (a 429's Retry-After), if it said."""
 
     transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class VenueTimeout(VenueUnavailable):

@@ -281,6 +281,8 @@ def test_failed_looks_back_off_to_the_slow_interval_and_reset_after_a_look() -> 
     schedule.looked("a", 100.0, changed=True)
     schedule.retry(["a"], 100.5)
     assert schedule.due_at("a") == 101.0  # a look that worked starts the backoff afresh
+    schedule.retry(["a"], 101.0, at_least=30.0)  # the venue's Retry-After outweighs the backoff
+    assert schedule.due_at("a") == 131.0
 
 
 # -- 11: an algo order's cancel answered with ids only ------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from core import Engine, ManualClock, OrderRequest, OrderStatus, Settings, TradingState
 from contextlib import suppress
 
-from core.errors import OrderRejected, VenueError
+from core.errors import OrderRejected, VenueError, VenueUnavailable
 from core.config import TrackingSettings
 from core.models import Market
 from core.venues.ccxt_venue import CcxtCredentials, CcxtVenue
@@ -310,3 +310,35 @@ def test_settlement_on_a_try_exchange_and_with_nothing_held() -> None:
     assert settlement_currency(btcturk, {"TRY": D(10_000), "USDT": D(500), "BTC": D(1)}) == "TRY"
     assert settlement_currency(btcturk, {"USDT": D(500), "BTC": D(1)}) == "USDT"  # no TRY: USDT is the cash
     assert settlement_currency(btcturk, {}) == "TRY"  # nothing held: the quote of the most markets
+
+
+# -- a rate limit's Retry-After (Binance bans an IP that keeps sending: HTTP 418) ------------------
+
+
+def _times(server: LoopbackBinance, path: str, since: int) -> list[float]:
+    return [t for _, p, t in server.request_times[since:] if p == path]
+
+
+async def test_a_rate_limits_retry_after_is_waited_out_before_the_call_is_sent_again(
+    server: LoopbackBinance, db: Path
+) -> None:
+    async with live(server, db) as engine:
+        since = len(server.request_times)
+        server.retry_after_seconds = 0.4  # longer than the retry backoff (<= 1 s, starting at 0.05 s)
+        server.status_429_next_n = 1
+        assert await engine.venue.fetch_open_orders("BTC/USDT") == []  # type: ignore[attr-defined]
+        first, second = _times(server, "/api/v3/openOrders", since)
+        assert second - first >= 0.4
+
+
+async def test_a_retry_after_beyond_the_retry_deadline_gives_up_at_once_and_says_when(
+    server: LoopbackBinance, db: Path
+) -> None:
+    async with live(server, db) as engine:
+        since = len(server.request_times)
+        server.retry_after_seconds = 30  # the venue's retry deadline is 5 s
+        server.status_429_next_n = 1
+        with pytest.raises(VenueUnavailable) as info:
+            await engine.venue.fetch_open_orders("BTC/USDT")  # type: ignore[attr-defined]
+        assert info.value.retry_after == 30 and "retry after 30 s" in str(info.value)
+        assert len(_times(server, "/api/v3/openOrders", since)) == 1  # not sent again inside the 30 s

@@ -8,8 +8,12 @@ import random
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
+
 from core import Engine, ManualClock, OrderRequest, OrderStatus, TradingState
+from core.config import HaltSettings
 from core.errors import VenueUnavailable
+from core.halt import retry_until
 from core.venues.sim import SimVenue
 from core.venues.sim_market import SimMarket
 
@@ -203,3 +207,35 @@ async def test_cancel_all_orders_uses_one_request_per_symbol(engine: Engine) -> 
     assert len(done) == 15 and all(o.status is OrderStatus.CANCELLED for o in done)
     assert engine.venue.requests - before == 3  # type: ignore[attr-defined]
     assert engine.trading_state is TradingState.ACTIVE  # cancel-all is not a halt
+
+
+# -- a rate limit's Retry-After: sending again sooner gets the IP banned ---------------------------
+
+
+async def test_the_halts_retries_wait_out_a_rate_limits_retry_after(clock: ManualClock) -> None:
+    settings = HaltSettings(retry_initial_seconds=0.01, retry_max_seconds=0.05)
+    calls: list[float] = []
+
+    async def cancel_all() -> str:
+        calls.append(clock.monotonic())
+        if len(calls) == 1:
+            raise VenueUnavailable("binance rate-limited the cancel-all", retry_after=2.0)
+        return "cancelled"
+
+    result = await on_clock(clock, retry_until(clock, clock.monotonic() + 5.0, settings, cancel_all))
+    assert result == "cancelled"
+    assert calls[1] - calls[0] >= 2.0  # not the 0.01 s backoff
+
+
+async def test_a_retry_after_past_the_halts_deadline_is_not_hammered(clock: ManualClock) -> None:
+    settings = HaltSettings(retry_initial_seconds=0.01, retry_max_seconds=0.05)
+    calls: list[float] = []
+
+    async def cancel_all() -> str:
+        calls.append(clock.monotonic())
+        raise VenueUnavailable("binance rate-limited the cancel-all", retry_after=30.0)
+
+    start = clock.monotonic()
+    with pytest.raises(VenueUnavailable, match="rate-limited"):
+        await on_clock(clock, retry_until(clock, start + 5.0, settings, cancel_all))
+    assert calls == [start]  # one request, then the report says what was left

@@ -188,7 +188,7 @@ class CcxtTracker:
                         await self._look_up(cid, now, streamed)
             except VenueError as exc:
                 errors.append(exc)
-                self.schedule.retry(keys, now)
+                self.schedule.retry(keys, now, getattr(exc, "retry_after", None))
 
     async def _read_symbol(self, symbol: str, now: float, streamed: bool) -> None:
         v = self.venue

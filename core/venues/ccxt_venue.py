@@ -223,7 +223,9 @@ class CcxtVenue:
         if isinstance(exc, c.RequestTimeout):
             return VenueTimeout(f"{self.name} did not answer {what} in time")
         if isinstance(exc, (c.RateLimitExceeded, c.DDoSProtection)):
-            return VenueUnavailable(f"{self.name} rate-limited {what}")
+            wait = getattr(exc, "retry_after", None)
+            said = f"; it asks to retry after {wait:g} s" if wait else ""
+            return VenueUnavailable(f"{self.name} rate-limited {what}{said}", retry_after=wait)
         if isinstance(exc, (c.ExchangeNotAvailable, c.NetworkError)):
             return VenueTimeout(f"{self.name} unreachable during {what}: {type(exc).__name__}")
         if isinstance(exc, (c.OperationFailed, c.BadResponse)):
@@ -233,23 +235,52 @@ class CcxtVenue:
             return OrderRejected(f"{self.name} refused {what}: {text}")
         return exc
 
+    def _retry_after(self) -> float | None:
+        """The Retry-After (seconds) of the response just received, if it has one. Read at once
+        after the failed call: ccxt keeps only the last response's headers."""
+        headers = getattr(self._ex, "last_response_headers", None) or {}
+        raw = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+        try:
+            wait = float(raw) if raw is not None else None
+        except ValueError:  # the HTTP-date form: no exchange we know sends it
+            return None
+        return wait if wait is not None and 0 < wait < 86_400 else None
+
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, what: str = "the request", retry: bool = True) -> T:
-        """Call ccxt; transient errors retried with backoff and jitter when ``retry``."""
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+        """Call ccxt; transient errors retried with backoff and jitter when ``retry``. A rate
+        limit's Retry-After is obeyed: sending again sooner gets an IP banned (Binance's 418), so
+        when it lies beyond the retry deadline the call gives up at once and says when."""
+        from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
+
+        c = self._ccxt
+        deadline = self._retry_deadline
+        backoff = wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05)
 
         def transient(exc: BaseException) -> bool:
-            return isinstance(exc, (self._ccxt.NetworkError, self._ccxt.RateLimitExceeded, self._ccxt.DDoSProtection,
-                                    self._ccxt.ExchangeNotAvailable))
+            return isinstance(exc, (c.NetworkError, c.RateLimitExceeded, c.DDoSProtection, c.ExchangeNotAvailable))
+
+        def asked(state: Any) -> float:
+            return getattr(state.outcome.exception(), "retry_after", None) or 0.0
+
+        def wait(state: Any) -> float:
+            return max(backoff(state), asked(state))
+
+        def stop(state: Any) -> bool:
+            return state.seconds_since_start + asked(state) >= deadline
+
+        async def once() -> T:
+            try:
+                return await fn(*args)
+            except (c.RateLimitExceeded, c.DDoSProtection) as exc:
+                exc.retry_after = self._retry_after()  # type: ignore[attr-defined]
+                raise
 
         try:
             if not retry:
-                return await fn(*args)
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(transient), stop=stop_after_delay(self._retry_deadline),
-                wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05), reraise=True,
-            ):
+                return await once()
+            async for attempt in AsyncRetrying(retry=retry_if_exception(transient), stop=stop, wait=wait, reraise=True):
                 with attempt:
-                    return await fn(*args)
+                    return await once()
         except Exception as exc:  # noqa: BLE001 - translated below; not a ccxt error re-raises as is
             raise self._translate(exc, what) from None
         raise AssertionError("unreachable")

@@ -92,14 +92,15 @@ class PollSchedule:
             if e is not None and e.due > at:
                 e.due = at
 
-    def retry(self, keys: Iterable[str], now: float) -> None:
+    def retry(self, keys: Iterable[str], now: float, at_least: float | None = None) -> None:
         """A look failed: try again, each time twice as late (from ``fast`` up to ``slow``), so a
-        venue that is down or rate-limiting is not hammered."""
+        venue that is down or rate-limiting is not hammered; never before ``at_least`` seconds
+        when the venue said so (a rate limit's Retry-After)."""
         for key in keys:
             e = self._entries.get(key)
             if e is not None:
                 e.retry_wait = min(self.slow, e.retry_wait * 2 if e.retry_wait else self.fast)
-                e.due = now + e.retry_wait
+                e.due = now + max(e.retry_wait, at_least or 0.0)
 
     def next_due(self) -> float | None:
         return min((e.due for e in self._entries.values()), default=None)

@@ -52,6 +52,7 @@ import json
 import re
 import secrets
 import string
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -400,6 +401,7 @@ class LoopbackBinance(LoopbackServer):
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         method, path = request.method.upper(), request.path
         self.requests[(method, path)] += 1
+        self.request_times.append((method, path, time.monotonic()))
         raw_query = request.raw_path.partition("?")[2]
         body = await request.text() if request.body_exists else ""
         try:

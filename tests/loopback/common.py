@@ -103,6 +103,7 @@ class LoopbackServer:
         # observation
         self.requests: Counter[tuple[str, str]] = Counter()
         self.request_log: list[tuple[str, str, Any]] = []
+        self.request_times: list[tuple[str, str, float]] = []  # (method, path, time.monotonic())
 
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
