@@ -427,16 +427,13 @@ class Engine:
             acct.risk.limits.round_to_market and order.symbol in acct.venue.markets) else []
         reasons = acct.risk.check(order, self._risk_context(acct, order, closing))
         if reasons:
-            order.status = S.REJECTED
-            order.error = "refused: " + "; ".join(reasons)
+            _update(order, {"status": S.REJECTED, "error": "refused: " + "; ".join(reasons)})
             self._track(order)
             await journal.write("risk_refused", ts=self._ts(), order=order, data={"reasons": reasons, "notes": notes})
             self._publish(OrderUpdated(order.model_copy(), "risk_refused"))
             self._notice("warning", f"{order.symbol} {order.side.value} {order.amount} refused: {'; '.join(reasons)}")
             return order.model_copy()
-        order.status = S.SUBMITTING
-        order.submitted_at = now
-        order.submit_mark = acct.prices.get(order.symbol)
+        _update(order, {"status": S.SUBMITTING, "submitted_at": now, "submit_mark": acct.prices.get(order.symbol)})
         self._track(order)
         self._hold(order)
         # write-ahead: the order and its client order id are durable before the venue hears of it
@@ -462,7 +459,7 @@ class Engine:
             self._set_status(order, S.UNRESOLVED, "the submit was interrupted; settling by client order id")
             journal.write("order_unresolved", ts=self._ts(), order=order)
             raise
-        order.acked_at = self.clock.now()
+        order.__dict__["acked_at"] = self.clock.now()  # as _update: the hot path skips pydantic's setattr
         await self._commit([self._absorb(order, report, "order_acked")])
         return order.model_copy()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from core import journal as journal_module
 from core.journal import APP_ID, SCHEMA_VERSION, Journal, JournalError
 from core.models import Fill, Liquidity, Order, OrderStatus, OrderType, Side
 
@@ -297,6 +298,70 @@ async def test_group_commit_1000_writes(journal: Journal) -> None:
     assert [o.revision for o in c.orders] == list(range(990, 1000))  # last write per order wins
     events = await journal.events(limit=5000)
     assert [e["data"]["i"] for e in events] == list(range(1000))  # commit order == write order
+
+
+async def test_one_batch_of_every_kind_of_row_lands_whole_and_in_write_order(journal: Journal) -> None:
+    """A batch binds up to 32 rows per statement: more than that of each kind still all land,
+    and a later row for the same key wins, as it would written one by one."""
+    n = 70  # two full statements and a remainder
+    futures = [
+        journal.write(
+            "fill", ts=f"{i:03d}", fill=make_fill(f"t-{i}", order_id=f"o{i % 3}"),
+            positions=[{"symbol": f"S{i % 5}/USDT", "qty": str(i)}],
+            ledger={"account": f"acct{i % 2}", "cash": str(i)},
+            state={"trading_state": "ACTIVE", "seen": str(i)},
+            orders=[make_order(f"o{i % 3}", revision=i)],
+        )
+        for i in range(n)
+    ]
+    assert await asyncio.gather(*futures) == [None] * n
+    assert journal.commits < n  # grouped, not one commit per write
+    c = await journal.load()
+    assert c.event_count == n
+    assert [f.id for f in c.fills] == [f"t-{i}" for i in range(n)]
+    assert {o.id: o.revision for o in c.orders} == {"o0": 69, "o1": 67, "o2": 68}
+    assert {p["symbol"]: p["qty"] for p in c.positions["paper"]} == {f"S{k}/USDT": str(65 + k) for k in range(5)}
+    assert {a: d["cash"] for a, d in c.accounts.items()} == {"acct0": "68", "acct1": "69"}
+    assert c.state == {"trading_state": "ACTIVE", "seen": "69"}
+    assert [e["ts"] for e in await journal.events(limit=500)] == [f"{i:03d}" for i in range(n)]
+
+
+async def test_checkpoints_run_between_commits_not_inside_them(
+    journal: Journal, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own checkpoint (inside the commit that crosses its threshold) is only a far
+    backstop; the writer copies the WAL back between commits once enough has been written."""
+    async with journal._db.execute("PRAGMA wal_autocheckpoint") as cur:
+        assert (await cur.fetchone())[0] == journal_module._AUTOCHECKPOINT_PAGES > 1000
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 4096)
+    await journal.write("small", ts="1", data={"x": 1})
+    assert journal.checkpoints == 0  # well under the threshold
+    await asyncio.gather(*(journal.write("big", ts="2", order=make_order(f"o{i}")) for i in range(20)))
+    await journal.flush()  # queued behind the checkpoint, which follows the commit that crossed it
+    assert journal.checkpoints == 1
+    assert journal._unchecked < 100  # only the flush since
+    # what was checkpointed is in the database file itself: a copy without the WAL has it
+    copy = path.parent / "copy.sqlite"
+    shutil.copyfile(path, copy)
+    with sqlite3.connect(copy) as con:
+        assert con.execute("SELECT count(*) FROM events WHERE kind='big'").fetchone()[0] == 20
+
+
+async def test_a_failed_checkpoint_is_logged_and_loses_nothing(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(self: Journal) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(Journal, "_checkpoint_in_thread", refuse)
+    with caplog.at_level("WARNING", logger="core.journal"):
+        await journal.write("first", ts="1", order=make_order("o1"))
+        await journal.write("second", ts="2", order=make_order("o2"))
+        await journal.flush()
+    assert journal.checkpoints == 0
+    assert "checkpoint failed (disk I/O error)" in caplog.text
+    assert [e["kind"] for e in await journal.events()] == ["first", "second"]
 
 
 @pytest.mark.parametrize(
