@@ -326,20 +326,33 @@ async def test_one_batch_of_every_kind_of_row_lands_whole_and_in_write_order(jou
     assert [e["ts"] for e in await journal.events(limit=500)] == [f"{i:03d}" for i in range(n)]
 
 
-async def test_checkpoints_run_between_commits_not_inside_them(
+async def _until(journal: Journal, predicate: Callable[[], bool]) -> None:
+    """Let the writer work until ``predicate`` holds. Each turn is a round trip to the database
+    thread (queued behind whatever the writer sent it): an awaited event, not a wall-clock wait,
+    and one that lets that thread have the GIL."""
+    for _ in range(50):
+        if predicate():
+            return
+        await journal._db._execute(int)
+    raise AssertionError(f"the journal's writer never got there (unchecked {journal._unchecked}, checkpoints {journal.checkpoints})")
+
+
+async def test_checkpoint_runs_when_the_desk_goes_quiet(
     journal: Journal, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite's own checkpoint (inside the commit that crosses its threshold) is only a far
-    backstop; the writer copies the WAL back between commits once enough has been written."""
+    """SQLite's own checkpoint (inside the commit that crosses its threshold, so every order
+    waiting on that commit waits for it) is only a far backstop; the writer copies the WAL back
+    itself once enough is written and no write comes for a while."""
     async with journal._db.execute("PRAGMA wal_autocheckpoint") as cur:
         assert (await cur.fetchone())[0] == journal_module._AUTOCHECKPOINT_PAGES > 1000
     monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 4096)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
     await journal.write("small", ts="1", data={"x": 1})
-    assert journal.checkpoints == 0  # well under the threshold
+    await journal.flush()
+    assert journal.checkpoints == 0  # well under the threshold: none due
     await asyncio.gather(*(journal.write("big", ts="2", order=make_order(f"o{i}")) for i in range(20)))
-    await journal.flush()  # queued behind the checkpoint, which follows the commit that crossed it
-    assert journal.checkpoints == 1
-    assert journal._unchecked < 100  # only the flush since
+    await _until(journal, lambda: journal.checkpoints == 1)
+    assert journal._unchecked == 0
     # what was checkpointed is in the database file itself: a copy without the WAL has it
     copy = path.parent / "copy.sqlite"
     shutil.copyfile(path, copy)
@@ -347,18 +360,41 @@ async def test_checkpoints_run_between_commits_not_inside_them(
         assert con.execute("SELECT count(*) FROM events WHERE kind='big'").fetchone()[0] == 20
 
 
+async def test_a_burst_is_checkpointed_only_once_its_wal_is_too_large(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 3600)  # the desk is never quiet here
+    for i in range(10):  # one write after another, each commit due a checkpoint
+        await journal.write("busy", ts=str(i), order=make_order(f"o{i}"))
+    assert journal.checkpoints == 0
+    monkeypatch.setattr(journal_module, "CHECKPOINT_MAX_BYTES", 1)
+    await journal.write("one more", ts="x", order=make_order("o1"))
+    await journal.flush()  # queued behind the checkpoint that followed that commit
+    assert journal.checkpoints == 1
+    assert [e["kind"] for e in await journal.events(limit=20)][-1] == "one more"
+
+
 async def test_a_failed_checkpoint_is_logged_and_loses_nothing(
     journal: Journal, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    attempts = []
+
     def refuse(self: Journal) -> None:
+        attempts.append(1)
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 900)  # one order write is ~1,000 bytes
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
     monkeypatch.setattr(Journal, "_checkpoint_in_thread", refuse)
     with caplog.at_level("WARNING", logger="core.journal"):
         await journal.write("first", ts="1", order=make_order("o1"))
+        await _until(journal, lambda: len(attempts) == 1)
+        for _ in range(20):  # not retried in a loop: only after as much again is written
+            await journal._db._execute(int)
+        assert len(attempts) == 1
         await journal.write("second", ts="2", order=make_order("o2"))
-        await journal.flush()
+        await _until(journal, lambda: len(attempts) == 2)
     assert journal.checkpoints == 0
     assert "checkpoint failed (disk I/O error)" in caplog.text
     assert [e["kind"] for e in await journal.events()] == ["first", "second"]
