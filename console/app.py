@@ -198,7 +198,8 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
             header = self.q(HeaderBar)
             header.state = engine.trading_state
             header.reason = engine.trading_state_reason
-        self.log_line("info", f"journal {engine.db_path}: {len(await engine.get_orders())} orders restored, "
+        restored = len(await engine.get_orders())
+        self.log_line("info", f"journal {engine.db_path}: {restored} order{'' if restored == 1 else 's'} restored, "
                               f"trading {engine.trading_state.value}")
         self.show_restored_algos()
 

@@ -538,6 +538,24 @@ async def test_restart_restores_orders_positions_and_halted(tmp_path: Path, cloc
         await app.engine.close()
 
 
+async def test_restart_with_one_order_says_one_order(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "j.sqlite"
+    app = make_app(db, clock)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            assert "0 orders restored, trading ACTIVE" in log_text(app)
+            await app.engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+            await settle(pilot)
+    finally:
+        await app.engine.close()
+    app = make_app(db, clock)
+    try:
+        async with app.run_test(size=SIZE):
+            assert "1 order restored, trading ACTIVE" in log_text(app)
+    finally:
+        await app.engine.close()
+
+
 # -- quitting --------------------------------------------------------------------------------------
 
 
