@@ -81,6 +81,7 @@ _INSERTS = (  # in this order, per batch; a later row for the same key wins, as 
 CHECKPOINT_BYTES = 1 << 20
 QUIET_SECONDS = 0.05
 CHECKPOINT_MAX_BYTES = 64 << 20
+WAL_KEEP_BYTES = 8 << 20  # the WAL file is cut back to this when it restarts after a checkpoint
 _AUTOCHECKPOINT_PAGES = 2 * CHECKPOINT_MAX_BYTES // 4096
 
 
@@ -195,6 +196,7 @@ class Journal:
                 raise JournalError(f"journal {p}: could not switch to WAL mode (got {mode})")
             db.execute("PRAGMA synchronous=FULL")
             db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")  # a burst's WAL shrinks back after it
             db.execute("BEGIN IMMEDIATE")  # takes the lock now, so a second console fails here
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -257,23 +259,23 @@ class Journal:
         # The hot path (every order writes twice): each row is serialised once, and an order's
         # JSON is both its event's payload and its projection row.
         fills: list[tuple[str, str, str, str]] | tuple[()] = ()
+        order_rows = []
+        order_id: str | None = None
+        if fill is not None:
+            fill_json = fill.model_dump_json()
+            fills = [(fill.account, fill.id, fill.order_id, fill_json)]
+            order_id = fill.order_id
         if order is not None:
             payload = order.model_dump_json()
-            order_rows = [_order_row(order, payload)]
+            order_rows.append(_order_row(order, payload))
             if data is not None:
                 payload = json.dumps({"order": json.loads(payload), **data})
-            order_id: str | None = order.id
-            account = account or order.account
+            order_id = order.id
+        elif fill is not None:
+            payload = fill_json
         else:
-            order_rows = []
-            if fill is not None:
-                payload = fill.model_dump_json()
-                fills = [(fill.account, fill.id, fill.order_id, payload)]
-                order_id = fill.order_id
-                account = account or fill.account
-            else:
-                payload = json.dumps(data or {}, default=str)
-                order_id = None
+            payload = json.dumps(data or {}, default=str)
+        account = account or (order.account if order is not None else fill.account if fill is not None else None)
         for o in orders:
             order_rows.append(_order_row(o, o.model_dump_json()))
         fut: asyncio.Future[None] = self._loop.create_future()
@@ -369,12 +371,15 @@ class Journal:
                 for i in range(0, len(rows), _ROWS):
                     chunk = rows[i:i + _ROWS]
                     conn.execute(sql[len(chunk)], [v for r in chunk for v in r])
+            # counted before the commit: nothing after it may fail, or the batch would be retried
+            # write by write and committed twice (the JSON rows are str; state values may not be)
+            size = sum(len(w.data) for w in batch) + sum(len(r[-1]) for t in tables[1:5] for r in t)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._unchecked += sum(len(w.data) for w in batch) + sum(len(r[-1]) for t in tables[1:] for r in t)
+        self._unchecked += size
 
     def _checkpoint_in_thread(self) -> None:
         self._db._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

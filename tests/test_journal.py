@@ -326,6 +326,48 @@ async def test_one_batch_of_every_kind_of_row_lands_whole_and_in_write_order(jou
     assert [e["ts"] for e in await journal.events(limit=500)] == [f"{i:03d}" for i in range(n)]
 
 
+async def test_a_write_is_committed_once_whatever_its_values(journal: Journal) -> None:
+    """Nothing may fail after a batch's COMMIT: a failure there would send the batch back through
+    the write-by-write retry and commit it twice (a state value that is not a str once did)."""
+    results = await asyncio.gather(
+        journal.write("a", ts="1", order=make_order("o1")),
+        journal.write("b", ts="2", state={"count": 3}),  # type: ignore[dict-item]
+        journal.write("c", ts="3", data={"x": 1}),
+    )
+    assert results == [None, None, None]
+    assert [e["kind"] for e in await journal.events()] == ["a", "b", "c"]
+    assert (await journal.load()).state == {"count": "3"}
+
+
+async def test_one_write_can_carry_an_order_and_a_fill(journal: Journal) -> None:
+    order, fill = make_order("o1", account="sub"), make_fill("t1", order_id="o1", account="sub")
+    await journal.write("fill", ts="1", order=order, fill=fill)
+    await journal.write("note", ts="2", account="", data={"x": 1})
+    c = await journal.load()
+    assert c.orders == [order] and c.fills == [fill]
+    events = await journal.events()
+    assert [(e["kind"], e["account"], e["order_id"]) for e in events] == [("fill", "sub", "o1"), ("note", None, None)]
+
+
+async def test_the_wal_shrinks_back_after_a_burst(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_module, "WAL_KEEP_BYTES", 64 * 1024)
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 3600)
+    journal = await Journal.open(path)
+    try:
+        wal = path.parent / (path.name + "-wal")
+        await asyncio.gather(*(journal.write("burst", ts=str(i), order=make_order(f"o{i}")) for i in range(400)))
+        assert wal.stat().st_size > 256 * 1024
+        monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
+        await journal.write("wake", ts="x")  # due and now quiet: the checkpoint follows this commit
+        await _until(journal, lambda: journal.checkpoints == 1)
+        await journal.write("after", ts="y")  # the WAL restarts from its beginning, cut back
+        assert wal.stat().st_size <= 64 * 1024
+        assert (await journal.load()).event_count == 402
+    finally:
+        await journal.close()
+
+
 async def _until(journal: Journal, predicate: Callable[[], bool]) -> None:
     """Let the writer work until ``predicate`` holds. Each turn is a round trip to the database
     thread (queued behind whatever the writer sent it): an awaited event, not a wall-clock wait,
