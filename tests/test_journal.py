@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -417,12 +418,100 @@ async def test_a_burst_is_checkpointed_only_once_its_wal_is_too_large(
     assert [e["kind"] for e in await journal.events(limit=20)][-1] == "one more"
 
 
+async def test_a_write_interrupts_a_quiet_checkpoint(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint after a long burst can take ~100 ms: the order (or the halt) that comes
+    meanwhile must not wait for it. Its write interrupts it; it runs again when quiet."""
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
+    started, proceed = threading.Event(), threading.Event()
+
+    def hold(statement: str) -> None:  # in the database thread, as a statement starts to run
+        if "wal_checkpoint" in statement and not proceed.is_set():
+            started.set()
+            proceed.wait(10)
+
+    await journal._db._execute(journal._db._conn.set_trace_callback, hold)
+    with caplog.at_level("WARNING", logger="core.journal"):
+        await journal.write("first", ts="1", order=make_order("o1"))
+        assert await asyncio.to_thread(started.wait, 10)  # quiet: the checkpoint is running
+        second = journal.write("second", ts="2", order=make_order("o2"))
+        proceed.set()
+        await second
+        assert journal.checkpoints_interrupted == 1 and journal.checkpoints == 0
+        assert journal._unchecked > 0  # still due
+        await _until(journal, lambda: journal.checkpoints == 1)  # the next quiet spell
+    await journal._db._execute(journal._db._conn.set_trace_callback, None)
+    assert "checkpoint failed" not in caplog.text
+    assert [e["kind"] for e in await journal.events()] == ["first", "second"]
+
+
+async def test_a_write_stops_a_quiet_checkpoint_that_has_not_started(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint queued behind other work in the database thread, when a write comes, must
+    not start at all: there is no statement yet for an interrupt to stop."""
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
+    statements: list[str] = []
+    await journal._db._execute(journal._db._conn.set_trace_callback, statements.append)
+    await journal.write("first", ts="1", order=make_order("o1"))
+    proceed = threading.Event()
+    busy = asyncio.ensure_future(journal._db._execute(proceed.wait, 10))  # ahead of the checkpoint
+    for _ in range(100):  # the writer finds the desk quiet and queues its checkpoint
+        if journal._checkpointing:
+            break
+        await asyncio.sleep(0)
+    assert journal._checkpointing
+    second = journal.write("second", ts="2", order=make_order("o2"))
+    proceed.set()
+    assert await busy
+    await second
+    assert journal.checkpoints_interrupted == 1 and journal.checkpoints == 0
+    assert not any("wal_checkpoint" in s for s in statements)
+    await journal._db._execute(journal._db._conn.set_trace_callback, None)
+
+
+async def test_reads_and_writes_go_on_through_quiet_checkpoints(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint due after every commit, reads running alongside: each read is one hop to the
+    database thread, so no checkpoint finds a read's statement open (it failed with "table is
+    locked") and no interrupt meant for a checkpoint ends a read."""
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
+    writing = True
+    reads = 0
+
+    async def read() -> None:
+        nonlocal reads
+        while writing:
+            await journal.events(limit=3)
+            reads += 1
+
+    async def write() -> None:
+        nonlocal writing
+        for i in range(150):
+            await journal.write("w", ts=str(i), order=make_order(f"o{i % 7}", revision=i))
+            if i % 3 == 0:
+                await journal._db._execute(int)  # a quiet moment: the checkpoint starts
+        writing = False
+
+    with caplog.at_level("WARNING", logger="core.journal"):
+        await asyncio.gather(write(), read(), read())
+    assert reads > 50
+    assert journal.checkpoints > 10
+    assert "checkpoint failed" not in caplog.text
+    assert [e["ts"] for e in await journal.events(limit=500)] == [str(i) for i in range(150)]
+
+
 async def test_a_failed_checkpoint_is_logged_and_loses_nothing(
     journal: Journal, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     attempts = []
 
-    def refuse(self: Journal) -> None:
+    def refuse(self: Journal, interruptible: bool) -> bool:
         attempts.append(1)
         raise sqlite3.OperationalError("disk I/O error")
 
