@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -46,6 +46,9 @@ from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
 from widgets.positions_table import PositionsTable
 from widgets.protection_dialog import ProtectionScreen, protective_orders
+
+if TYPE_CHECKING:
+    from console.styles_cache import StylesCache
 
 # The dialogs (confirm, halt report, help, modify, quit) are imported where they are shown:
 # none is on screen at start-up, and start-up pays for every import.
@@ -83,6 +86,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         flush_interval: float = 0.02,
         clock_interval: float = 1.0,
         run_loops: bool = True,
+        styles_cache: Path | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
@@ -103,6 +107,13 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.set_reactive(App.theme, TRADEDESK_THEME.name)
         self.stylesheet.set_variables(self.get_css_variables())
         self.add_class(f"-theme-{TRADEDESK_THEME.name}")
+        self._styles_cache: StylesCache | None = None
+        self.styles_written: asyncio.Future[None] | None = None  # the cache's write, when there is one
+        if styles_cache is not None:  # parsed sheets from the last run (see console.styles_cache)
+            from console.styles_cache import StylesCache
+
+            self._styles_cache = StylesCache(self.stylesheet, styles_cache)
+            self._styles_cache.load()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Our sheets use $buy, $sell, $halt, $live, $paper: any other theme picked from the
@@ -181,7 +192,13 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         # orders they took ~200 ms, the console's worst pauses. Long-lived objects are moved
         # out of the collector's reach now and every few seconds; young garbage is still freed.
         gc.freeze()
-        self.call_after_refresh(gc_pause.resume)  # the first frame is up: collect again
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        gc_pause.resume()  # collect again
+        data = self._styles_cache.snapshot() if self._styles_cache is not None else None
+        if data is not None:  # first run, or a sheet changed: off the event loop
+            self.styles_written = asyncio.get_running_loop().run_in_executor(None, self._styles_cache.write, data)
 
     async def _show_everything(self) -> None:
         """Initial state, restored from the journal."""

@@ -172,8 +172,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.live and args.venue == "sim":
         sys.exit("tradedesk: --live needs a real exchange: add --venue <ccxt id> (e.g. binance)")
 
+    from platformdirs import user_cache_path
+
     from core import Engine
     from console.app import TradedeskApp
+
+    def console_app(engine: Engine, *, live: bool, venue_label: str) -> TradedeskApp:
+        # with the style sheets parsed at the last start (console.styles_cache)
+        return TradedeskApp(engine, live=live, venue_label=venue_label,
+                            styles_cache=user_cache_path("tradedesk", appauthor=False))
 
     db = args.db or default_db()
     if args.db is not None and not args.db.expanduser().parent.exists():
@@ -189,17 +196,17 @@ def main(argv: list[str] | None = None) -> None:
         if live_ones:
             confirm_live(", ".join(live_ones))
         label = ", ".join(f"{n}:{a.exchange}" for n, a in settings.accounts.items())
-        app = TradedeskApp(engine, live=bool(live_ones), venue_label=label)
+        app = console_app(engine, live=bool(live_ones), venue_label=label)
     elif args.live:
         engine = live_engine(args, db, settings)
-        app = TradedeskApp(engine, live=True, venue_label=args.venue)
+        app = console_app(engine, live=True, venue_label=args.venue)
     elif args.venue != "sim":  # paper trading on the exchange's live public prices: no keys
         options = _TEST_SERVER_OPTIONS if args.api_url else None
         engine = Engine.paper(db=db, exchange=args.venue, api_url=args.api_url, options=options, settings=settings)
-        app = TradedeskApp(engine, live=False, venue_label=f"{args.venue} prices")
+        app = console_app(engine, live=False, venue_label=f"{args.venue} prices")
     else:
         engine = Engine.paper(db=db, seed=args.seed, settings=settings)
-        app = TradedeskApp(engine, live=False, venue_label="sim")
+        app = console_app(engine, live=False, venue_label="sim")
     try:
         app.run()
     except KeyboardInterrupt:  # ctrl+c while the start still waited for the exchange: no screen yet

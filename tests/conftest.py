@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -8,6 +9,13 @@ import pytest
 
 from core import Engine, ManualClock
 from core.venues.sim import SimDials
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _user_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`tradedesk` keeps its parsed style sheets in the user cache folder (console.styles_cache):
+    the tests' runs of it, in this process or in a child, use a temporary one."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
 
 
 @pytest.fixture
