@@ -1,50 +1,164 @@
-"""The footer of key bindings: Textual's Footer, rebuilt only when its keys change.
+"""The footer of key bindings, drawn as one line.
 
-Textual's Footer rebuilds every key whenever the bindings change; at start-up they change three
-times before the first frame (screen, focus, app focus), mostly to show the same nine keys
-again, and each new key restyles twice more while it mounts (its ``compact`` starts True, then
-takes the footer's False). Coalescing the rebuilds, skipping those that change nothing and
-giving each key the footer's setting before it mounts took ~30 ms off the cold start.
+Textual's Footer is a widget per key, all unmounted and mounted again whenever the bindings
+change, which is at every focus change. At start-up that came after the first frame: ten widgets
+mounted and styled, and a layout of the whole screen. This footer shows the same keys in the same
+colours and order (the focused widget's first), with the HALT key pinned first, as one line
+repainted in place. A click presses the key under the pointer.
+
+Too narrow for every key, the padding goes first, then the keys at the end of the line ("…"); the
+command palette's key stays on the right.
 """
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from typing import NamedTuple
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
 from textual.screen import Screen
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from textual.widget import Widget
+
+HALT_ACTION = "halt"
+_PALETTE_RULE = "▏"  # Textual's Footer draws the palette's key behind a thin rule
 
 
-class KeyFooter(Footer):
-    _rebuild_pending = False
-    _shown: list[tuple[object, ...]] | None = None
+class FooterKey(NamedTuple):
+    key: str  # what a click presses
+    display: str  # as the app shows it ("^k")
+    description: str
+    enabled: bool
+
+
+class FooterKeys(NamedTuple):
+    keys: list[FooterKey]
+    palette: FooterKey | None
+
+
+class KeyFooter(Widget, can_focus=False):
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES = {"key-footer--key", "key-footer--description", "key-footer--hover", "key-footer--rule"}
+    DEFAULT_CSS = """
+    KeyFooter {
+        dock: bottom;
+        height: 1;
+        color: $footer-foreground;
+        background: $footer-background;
+        & > .key-footer--key {
+            color: $footer-key-foreground;
+            background: $footer-key-background;
+            text-style: bold;
+        }
+        & > .key-footer--description {
+            color: $footer-description-foreground;
+            background: $footer-description-background;
+        }
+        & > .key-footer--hover { background: $block-hover-background; }
+        & > .key-footer--rule { color: $foreground 20%; }
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: FooterKeys | None = None  # None: read again at the next paint
+        self._spans: list[tuple[int, int, FooterKey]] = []  # the cells each key was drawn in
+        self._hover: FooterKey | None = None
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
 
     def bindings_changed(self, screen: Screen) -> None:
-        self._bindings_ready = True
-        if not screen.app.app_focus or not (self.is_attached and screen is self.screen):
+        # As Textual's Footer: the app losing focus blurs the focused widget; its keys stay shown.
+        if screen.app.app_focus and screen is self.screen:
+            self._shown = None
+            self.refresh()
+
+    @property
+    def shown(self) -> FooterKeys:
+        if self._shown is None:
+            self._shown = self._read_bindings()
+        return self._shown
+
+    def _read_bindings(self) -> FooterKeys:
+        app = self.app
+        active = self.screen.active_bindings
+        by_action: dict[str, FooterKey] = {}  # the first binding of each action, as Textual's Footer
+        for _node, binding, enabled, _tooltip in active.values():
+            if binding.show and binding.action not in by_action:
+                by_action[binding.action] = FooterKey(binding.key, app.get_key_display(binding), binding.description,
+                                                      enabled)
+        keys = [key for action, key in sorted(by_action.items(), key=lambda item: item[0] != HALT_ACTION)]
+        palette = active.get(app.COMMAND_PALETTE_BINDING) if app.ENABLE_COMMAND_PALETTE else None
+        return FooterKeys(keys, None if palette is None else FooterKey(
+            palette.binding.key, app.get_key_display(palette.binding), palette.binding.description, palette.enabled))
+
+    def _key_text(self, key: FooterKey, compact: bool, palette: bool = False) -> Text:
+        style = self.get_component_rich_style
+        text = Text(end="")
+        text.append(key.display if compact else f"{'' if palette else ' '}{key.display} ", style("key-footer--key"))
+        if key.description:
+            text.append(f" {key.description}" if compact else f"{key.description} ", style("key-footer--description"))
+        if not key.enabled:
+            text.stylize(Style(dim=True))
+        if key == self._hover:
+            text.stylize(style("key-footer--hover"))
+        return text
+
+    def render(self) -> Text:
+        keys, palette = self.shown
+        width = self.size.width
+        right = Text(end="")
+        if palette is not None:
+            right.append(_PALETTE_RULE, self.get_component_rich_style("key-footer--rule"))
+            right.append_text(self._key_text(palette, compact=False, palette=True))
+        room = max(width - right.cell_len, 0)
+        for compact in (False, True):
+            texts = [self._key_text(key, compact) for key in keys]
+            gap = 1 if compact else 0
+            if sum(t.cell_len for t in texts) + gap * max(len(texts) - 1, 0) <= room:
+                break
+        line = Text(end="")
+        self._spans = []
+        for key, text in zip(keys, texts, strict=True):
+            start = line.cell_len + (gap if line else 0)
+            if start + text.cell_len > room:
+                line.truncate(max(room - 1, 0))
+                line.append("…")
+                break
+            if line:
+                line.append(" " * gap)
+            line.append_text(text)
+            self._spans.append((start, start + text.cell_len, key))
+        if palette is not None:
+            start = width - right.cell_len
+            line.pad_right(max(start - line.cell_len, 0))
+            self._spans.append((start + len(_PALETTE_RULE), width, palette))
+            line.append_text(right)
+        return line
+
+    def _key_at(self, x: int) -> FooterKey | None:
+        return next((key for start, end, key in self._spans if start <= x < end), None)
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        key = self._key_at(event.x)
+        if key is None:
             return
-        if not self._rebuild_pending:  # one rebuild after the refresh shows the newest bindings
-            self._rebuild_pending = True
-            self.call_after_refresh(self._rebuild)
+        if key.enabled:
+            self.app.simulate_key(key.key)
+        else:
+            self.app.bell()
 
-    async def _rebuild(self) -> None:
-        self._rebuild_pending = False
-        shown = self._shown_bindings()
-        if shown != self._shown:  # a focus change often leaves the footer's keys as they were
-            self._shown = shown
-            await self.recompose()
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        self._set_hover(self._key_at(event.x))
 
-    def _shown_bindings(self) -> list[tuple[object, ...]]:
-        """What compose shows: the shown bindings and the command palette's key."""
-        bindings = self.screen.active_bindings
-        palette = bindings.get(self.app.COMMAND_PALETTE_BINDING)
-        shown = [(b.key, b.action, b.description, b.tooltip, b.group, enabled, tooltip)
-                 for _, b, enabled, tooltip in bindings.values() if b.show]
-        return [*shown, (self.show_command_palette, palette[1:] if palette is not None else None)]
+    def on_leave(self) -> None:
+        self._set_hover(None)
 
-    def compose(self) -> ComposeResult:
-        for widget in super().compose():
-            # The keys bound to the footer's compact (all but the palette's, which keeps its own)
-            if isinstance(widget, FooterKey) and not widget.has_class("-command-palette"):
-                widget.set_reactive(FooterKey.compact, self.compact)
-            yield widget
+    def _set_hover(self, key: FooterKey | None) -> None:
+        if key != self._hover:
+            self._hover = key
+            self.refresh()

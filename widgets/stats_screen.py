@@ -15,12 +15,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, HorizontalScroll, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Sparkline, Static, Tab, Tabs
+from textual.widgets import DataTable, Sparkline, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from core.analytics import Period, TradeRecorder, TradeReport
 from core.export import ExportError, export_journal
 from core.journal import JournalContents
+from widgets.key_footer import KeyFooter
 
 PERIODS = {"today": "Today", "week": "7 days", "month": "30 days", "all": "All"}
 _DAYS = {"week": 7, "month": 30}
@@ -158,7 +159,7 @@ class StatsScreen(Screen[None]):
                 yield self._table("stats-orders", "Order", "Symbol", "Side", "Ack", "1st fill", "Full fill",
                                   "Slip bps", "Fees", "Maker")
         yield Static("e export CSV · 1-4 period · r refresh · esc back", id="stats-status")
-        yield Footer()
+        yield KeyFooter()
 
     @staticmethod
     def _table(id: str, *columns: str, cursor: str = "row") -> DataTable[str]:
