@@ -87,8 +87,12 @@ class StylesCache:
         keys = list(cache.keys())
         if set(keys) <= self.loaded:
             return None
-        return pickle.dumps((_header(self.stylesheet), [(key, cache.get(key)) for key in keys]),
-                            protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            return pickle.dumps((_header(self.stylesheet), [(key, cache.get(key)) for key in keys]),
+                                protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a rule Textual may one day make unpicklable: no cache, no failure
+            log.debug("styles cache %s not written: %s", self.path, exc)
+            return None
 
     def write(self, data: bytes) -> None:
         """Atomically, so a reader sees the old file or the new one; a failure is only logged."""

@@ -130,3 +130,12 @@ def test_a_folder_that_cannot_be_written_is_only_logged(tmp_path: Path) -> None:
     cache = StylesCache(_sheet({"accent": "red"}), blocked)
     cache.write(b"data")  # no exception
     assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_rules_that_cannot_be_pickled_mean_no_cache_not_a_failure(tmp_path: Path) -> None:
+    sheet = _sheet({"accent": "red"})
+    cache = StylesCache(sheet, tmp_path)
+    [key] = list(sheet._parse_cache.keys())
+    sheet._parse_cache.discard(key)
+    sheet._parse_cache.set(key, [lambda: None])  # a lambda does not pickle
+    assert cache.snapshot() is None
