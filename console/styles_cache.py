@@ -29,17 +29,42 @@ import textual
 from textual.css.stylesheet import Stylesheet
 
 log = logging.getLogger(__name__)
-_FORMAT = 1  # bump when what is stored changes
+_FORMAT = 2  # bump when what is stored changes
 
 
-def _installed(module: Any) -> tuple[int, int]:
-    info = os.stat(module.__file__)  # rewritten by every install or upgrade of the package
-    return info.st_size, info.st_mtime_ns
+def _installed(module: Any, *files: str) -> tuple[object, ...]:
+    """The installed package: the version in its dist-info folder's name (what ``__version__``
+    would read through importlib.metadata, ~12 ms) and the size and time of the files whose
+    classes are pickled, which an editable install changes without a new version."""
+    package = Path(module.__file__).parent
+    name = module.__name__
+    with os.scandir(package.parent) as entries:
+        versions = sorted(e.name for e in entries if e.name.startswith(f"{name}-") and e.name.endswith(".dist-info"))
+    stats = []
+    for file in files:
+        info = os.stat(package / file)
+        stats.append((file, info.st_size, info.st_mtime_ns))
+    return name, versions, stats
+
+
+_TEXTUAL_FILES = ("css/parse.py", "css/model.py", "css/styles.py", "css/types.py", "css/scalar.py", "color.py",
+                  "geometry.py", "style.py")
+_RICH_FILES = ("style.py", "color.py")
 
 
 def _header(stylesheet: Stylesheet) -> tuple[Any, ...]:
     variables = getattr(stylesheet, "_variables", {})
-    return (_FORMAT, _installed(textual), _installed(rich), sys.version_info[:2], sorted(variables.items()))
+    return (_FORMAT, _installed(textual, *_TEXTUAL_FILES), _installed(rich, *_RICH_FILES), sys.version_info[:2],
+            sorted(variables.items()))
+
+
+def _own(info: os.stat_result) -> bool:
+    """The user's own file, that nobody else can write (POSIX; elsewhere the cache folder is
+    the user's own)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return True
+    return info.st_uid == getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 class StylesCache:
@@ -60,17 +85,16 @@ class StylesCache:
             return 0
         try:
             with open(self.path, "rb") as f:
-                info = os.fstat(f.fileno())
-                if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                if not _own(os.fstat(f.fileno())):
                     log.debug("styles cache %s: not the user's own file or writable by others; not read", self.path)
                     return 0
-                header, entries = pickle.load(f)
+                if pickle.load(f) != _header(self.stylesheet):  # the header first: a stale file costs no more
+                    return 0
+                entries = pickle.load(f)
         except FileNotFoundError:
             return 0
         except Exception as exc:  # corrupt or from another version: parse, and write it afresh
             log.debug("styles cache %s unreadable (%s): parsing the sheets", self.path, exc)
-            return 0
-        if header != _header(self.stylesheet):
             return 0
         if len(entries) > cache.maxsize:
             cache.grow(len(entries))
@@ -88,8 +112,8 @@ class StylesCache:
         if set(keys) <= self.loaded:
             return None
         try:
-            return pickle.dumps((_header(self.stylesheet), [(key, cache.get(key)) for key in keys]),
-                                protocol=pickle.HIGHEST_PROTOCOL)
+            return (pickle.dumps(_header(self.stylesheet), protocol=pickle.HIGHEST_PROTOCOL)
+                    + pickle.dumps([(key, cache.get(key)) for key in keys], protocol=pickle.HIGHEST_PROTOCOL))
         except Exception as exc:  # a rule Textual may one day make unpicklable: no cache, no failure
             log.debug("styles cache %s not written: %s", self.path, exc)
             return None

@@ -55,3 +55,31 @@ async def test_a_click_presses_the_key_under_the_pointer(app: TradedeskApp) -> N
         assert await pilot.click(KeyFooter, offset=(text.index("^k HALT") + 1, 0))
         await settle(pilot)
         assert app.engine.trading_state is TradingState.HALTED
+
+
+async def test_every_drawn_key_is_whole_and_a_click_on_it_presses_it(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        footer = app.screen.query_one(KeyFooter)
+        for width in range(0, 120):  # every width from nothing to all keys
+            text = str(footer.line(width))
+            assert len(text) <= width
+            for start, end, key in footer._spans:  # the span holds the key's own cells, and only them
+                drawn = text[start:end].strip()
+                assert drawn.startswith(key.display) and drawn.endswith(key.description), (width, drawn, key)
+            if width >= len("^k HALT▏^p palette "):
+                assert text.startswith(("^k HALT", " ^k HALT")) and text.endswith("▏^p palette ")
+            elif width >= len("^k HALT"):
+                assert text.startswith("^k HALT")  # the palette's key gives way first
+
+
+async def test_hover_keeps_the_keys_colour(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        footer = app.screen.query_one(KeyFooter)
+        plain = footer.render().get_style_at_offset(app.console, 1)  # the "^" of " ^k "
+        await pilot.hover(KeyFooter, offset=(1, 0))
+        await pilot.pause()
+        hovered = footer.render().get_style_at_offset(app.console, 1)
+        assert hovered.color == plain.color and hovered.bold
+        assert hovered.bgcolor != plain.bgcolor

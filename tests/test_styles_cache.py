@@ -12,6 +12,7 @@ import textual.css.stylesheet as stylesheet_module
 from textual.css.stylesheet import Stylesheet
 
 from console.app import TradedeskApp
+from console import styles_cache
 from console.styles_cache import StylesCache
 from core import Engine, ManualClock
 
@@ -119,9 +120,16 @@ def test_file_others_could_have_written_is_not_read(tmp_path: Path) -> None:
 def test_a_cache_from_another_install_is_not_used(tmp_path: Path) -> None:
     _written(tmp_path, _sheet({"accent": "red"}))
     path = tmp_path / "styles.pickle"
-    header, entries = pickle.loads(path.read_bytes())
-    path.write_bytes(pickle.dumps(((*header[:1], (0, 0), *header[2:]), entries)))  # Textual's files differ
-    assert StylesCache(Stylesheet(variables={"accent": "red"}), tmp_path).load() == 0
+    with open(path, "rb") as f:
+        header, entries = pickle.load(f), pickle.load(f)
+    name, versions, stats = header[1]
+    assert name == "textual" and versions and [file for file, *_ in stats] == list(styles_cache._TEXTUAL_FILES)
+    for other in ((name, ["textual-0.1.dist-info"], stats),  # another version
+                  (name, versions, [(stats[0][0], stats[0][1], stats[0][2] + 1), *stats[1:]])):  # parse.py edited
+        path.write_bytes(pickle.dumps((header[0], other, *header[2:])) + pickle.dumps(entries))
+        assert StylesCache(Stylesheet(variables={"accent": "red"}), tmp_path).load() == 0
+    path.write_bytes(pickle.dumps(header) + pickle.dumps(entries))
+    assert StylesCache(Stylesheet(variables={"accent": "red"}), tmp_path).load() == 1
 
 
 def test_a_folder_that_cannot_be_written_is_only_logged(tmp_path: Path) -> None:

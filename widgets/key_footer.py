@@ -7,7 +7,7 @@ colours and order (the focused widget's first), with the HALT key pinned first, 
 repainted in place. A click presses the key under the pointer.
 
 Too narrow for every key, the padding goes first, then the keys at the end of the line ("…"); the
-command palette's key stays on the right.
+command palette's key stays on the right unless even the first key (HALT) would not fit beside it.
 """
 
 from __future__ import annotations
@@ -104,38 +104,49 @@ class KeyFooter(Widget, can_focus=False):
             text.append(f" {key.description}" if compact else f"{key.description} ", style("key-footer--description"))
         if not key.enabled:
             text.stylize(Style(dim=True))
-        if key == self._hover:
-            text.stylize(style("key-footer--hover"))
+        if key == self._hover:  # the background only: the key keeps its colour
+            text.stylize(Style(bgcolor=style("key-footer--hover").bgcolor))
         return text
 
     def render(self) -> Text:
+        return self.line(self.size.width)
+
+    def line(self, width: int) -> Text:
+        """The footer drawn ``width`` cells wide; notes where each key went, for clicks."""
         keys, palette = self.shown
-        width = self.size.width
         right = Text(end="")
         if palette is not None:
             right.append(_PALETTE_RULE, self.get_component_rich_style("key-footer--rule"))
             right.append_text(self._key_text(palette, compact=False, palette=True))
-        room = max(width - right.cell_len, 0)
+            first = self._key_text(keys[0], compact=True).cell_len if keys else 0
+            if right.cell_len + first > width:  # too narrow for both: the first key (HALT) wins
+                palette, right = None, Text(end="")
+        room = width - right.cell_len
         for compact in (False, True):
+            gap = " " if compact else ""  # the padded keys end in a space already
             texts = [self._key_text(key, compact) for key in keys]
-            gap = 1 if compact else 0
-            if sum(t.cell_len for t in texts) + gap * max(len(texts) - 1, 0) <= room:
+            if sum(t.cell_len for t in texts) + len(gap) * max(len(texts) - 1, 0) <= room:
+                shown, more = len(texts), ""
                 break
+        else:  # the last keys give way to "…", whole: a click on a key always presses that key
+            more = f"{gap}…"
+            shown = len(texts)
+            while shown and sum(t.cell_len for t in texts[:shown]) + len(gap) * (shown - 1) + len(more) > room:
+                shown -= 1
+            if not shown:  # not even one key beside "…": the first (HALT) alone if it fits
+                shown = 1 if texts and texts[0].cell_len <= room else 0
+                more = "" if shown else "…"[:max(room, 0)]
         line = Text(end="")
         self._spans = []
-        for key, text in zip(keys, texts, strict=True):
-            start = line.cell_len + (gap if line else 0)
-            if start + text.cell_len > room:
-                line.truncate(max(room - 1, 0))
-                line.append("…")
-                break
+        for key, text in zip(keys[:shown], texts[:shown], strict=True):
             if line:
-                line.append(" " * gap)
+                line.append(gap)
+            self._spans.append((line.cell_len, line.cell_len + text.cell_len, key))
             line.append_text(text)
-            self._spans.append((start, start + text.cell_len, key))
+        line.append(more)
         if palette is not None:
             start = width - right.cell_len
-            line.pad_right(max(start - line.cell_len, 0))
+            line.pad_right(start - line.cell_len)
             self._spans.append((start + len(_PALETTE_RULE), width, palette))
             line.append_text(right)
         return line
