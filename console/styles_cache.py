@@ -108,8 +108,14 @@ class StylesCache:
         cache = self._parse_cache()
         if cache is None:
             return None
-        keys = list(cache.keys())
-        if set(keys) <= self.loaded:
+        sources = getattr(self.stylesheet, "source", {})
+
+        def stale(key: Any) -> bool:  # an older text of a sheet this run has read: never asked for again
+            source = sources.get(key[1]) if isinstance(key, tuple) and len(key) > 1 else None
+            return source is not None and source.content != key[0]
+
+        keys = [key for key in cache.keys() if not stale(key)]
+        if set(keys) == self.loaded:
             return None
         try:
             return (pickle.dumps(_header(self.stylesheet), protocol=pickle.HIGHEST_PROTOCOL)

@@ -108,7 +108,14 @@ def test_an_edited_sheet_is_parsed_afresh_and_written_back(tmp_path: Path, parse
     sheet.parse()
     assert parses == [edited]
     assert sheet.rules[0].styles.background is not None
-    assert cache.snapshot() is not None  # the new text is a new entry: written for the next start
+    data = cache.snapshot()  # the new text is a new entry: written for the next start
+    assert data is not None
+    cache.write(data)
+    again = Stylesheet(variables={"accent": "red"})
+    assert StylesCache(again, tmp_path).load() == 1  # the old text is dropped: the file does not grow with edits
+    again.add_source(edited, read_from=("test.tcss", ""))
+    again.parse()
+    assert parses == [edited]
 
 
 def test_file_others_could_have_written_is_not_read(tmp_path: Path) -> None:
