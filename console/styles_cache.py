@@ -32,29 +32,32 @@ log = logging.getLogger(__name__)
 _FORMAT = 2  # bump when what is stored changes
 
 
-def _installed(module: Any, *files: str) -> tuple[object, ...]:
+def _installed(module: Any, *paths: str) -> tuple[object, ...]:
     """The installed package: the version in its dist-info folder's name (what ``__version__``
-    would read through importlib.metadata, ~12 ms) and the size and time of the files whose
-    classes are pickled, which an editable install changes without a new version."""
+    would read through importlib.metadata, ~12 ms), and the size and time of every module under
+    ``paths`` (files or folders), which an editable or patched install changes without a new
+    version: those whose classes are pickled, and the parser that builds them."""
     package = Path(module.__file__).parent
     name = module.__name__
     with os.scandir(package.parent) as entries:
         versions = sorted(e.name for e in entries if e.name.startswith(f"{name}-") and e.name.endswith(".dist-info"))
     stats = []
-    for file in files:
-        info = os.stat(package / file)
-        stats.append((file, info.st_size, info.st_mtime_ns))
+    for path in paths:
+        full = package / path
+        files = sorted(full.glob("*.py")) if full.is_dir() else [full]
+        for file in files:
+            info = os.stat(file)
+            stats.append((file.relative_to(package).as_posix(), info.st_size, info.st_mtime_ns))
     return name, versions, stats
 
 
-_TEXTUAL_FILES = ("css/parse.py", "css/model.py", "css/styles.py", "css/types.py", "css/scalar.py", "color.py",
-                  "geometry.py", "style.py")
-_RICH_FILES = ("style.py", "color.py")
+# Rich's classes are not pickled (its version is still part of the key); Textual's are, from these.
+_TEXTUAL_PATHS = ("css", "layouts", "color.py", "geometry.py")
 
 
 def _header(stylesheet: Stylesheet) -> tuple[Any, ...]:
     variables = getattr(stylesheet, "_variables", {})
-    return (_FORMAT, _installed(textual, *_TEXTUAL_FILES), _installed(rich, *_RICH_FILES), sys.version_info[:2],
+    return (_FORMAT, _installed(textual, *_TEXTUAL_PATHS), _installed(rich), sys.version_info[:2],
             sorted(variables.items()))
 
 
