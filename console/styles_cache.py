@@ -4,9 +4,9 @@ Textual parses every style sheet at each start: ours and the DEFAULT_CSS of each
 ~30 ms of a ~330 ms cold start. After the first frame the parsed rule sets are pickled to the
 user cache folder; the next start hands them to the stylesheet's own parse cache, where Textual
 looks before parsing. Each entry is keyed as Textual keys it, by the sheet's text and origin, so
-an edited sheet is parsed afresh; the file as a whole holds only for the installed Textual and
-Rich (their files' size and time: ``textual.__version__`` would import importlib.metadata, ~12
-ms), the Python version and the theme's variables it was written with (the parse substitutes them).
+an edited sheet is parsed afresh. The file as a whole holds only for the Textual and Rich it was
+written with (their versions, and the size and time of Textual's modules whose classes it holds
+or that parse), the Python version and the theme's variables (the parse substitutes them).
 
 Anything wrong with the file (missing, corrupt, from another version, not the user's own) only
 means the sheets are parsed as before. The file is the user's, mode 0600, and read only if
