@@ -112,3 +112,22 @@ def test_a_corrupt_journal_is_one_line_and_leaves_the_terminal_alone(tmp_path: P
     assert done.stderr.decode().startswith(f"tradedesk: journal {db} is corrupt") and done.stderr.count(b"\n") == 1
     assert b"\x1b" not in done.stderr
     assert db.read_bytes() == b"not a database " * 200
+
+
+def test_the_command_keeps_parsed_style_sheets_in_the_user_cache_folder(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console the command builds reads and writes console.styles_cache in the platform's
+    user cache folder (XDG_CACHE_HOME here)."""
+    import console.app
+
+    built = []
+
+    def capture(self: console.app.TradedeskApp, **kwargs: object) -> None:
+        built.append(self)
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(console.app.TradedeskApp, "run", capture)
+    main(["--db", str(tmp_path / "journal.sqlite")])
+    [app] = built
+    assert app._styles_cache is not None
+    assert app._styles_cache.path == tmp_path / "cache" / "tradedesk" / "styles.pickle"
