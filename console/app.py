@@ -142,7 +142,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         # real exchange: markets, balances, open orders; a long journal) says what it waits for:
         # the screen could not be drawn before it is done anyway.
         self._core_log.attach()  # before the start: its warnings are held for the event log
-        self._starting = asyncio.ensure_future(self.engine.start())
+        self._starting = asyncio.ensure_future(self.engine.start(warm_halt=False))
         done, _ = await asyncio.wait({self._starting}, timeout=_START_HEAD_START)
         if not done:
             print(f"tradedesk: starting ({self.venue_label}): restoring the journal, connecting...", file=sys.stderr,
@@ -161,7 +161,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
     async def on_mount(self) -> None:
         if self._starting is None:  # run_test() and other callers that skip run_async
             self._core_log.attach()
-            self._starting = asyncio.ensure_future(self.engine.start())
+            self._starting = asyncio.ensure_future(self.engine.start(warm_halt=False))
         try:
             await self._starting
         except (JournalError, TradedeskError) as exc:
@@ -196,6 +196,9 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
 
     def _after_first_frame(self) -> None:
         gc_pause.resume()  # collect again
+        # The halt's retry library, loaded in a thread: during start-up it held the GIL away from
+        # building the screen (~10 ms of the cold start); now it is ready long before a halt.
+        self.engine.warm_halt()
         data = self._styles_cache.snapshot() if self._styles_cache is not None else None
         if data is not None:  # first run, or a sheet changed: off the event loop
             self.styles_written = asyncio.get_running_loop().run_in_executor(None, self._styles_cache.write, data)

@@ -311,11 +311,17 @@ class Engine:
     def accounts(self) -> list[str]:
         return list(self._accounts)
 
-    async def start(self) -> None:
-        """Open the journal, restore every order, fill, position and the trading state."""
+    async def start(self, *, warm_halt: bool = True) -> None:
+        """Open the journal, restore every order, fill, position and the trading state.
+
+        ``warm_halt=False`` leaves loading the halt's retry library to the caller
+        (``warm_halt()``): the console does it after its first frame, so it does not compete
+        with drawing the screen."""
         self.journal = await Journal.open(self.db_path, token=self._id_token)
         try:
             await self._restore()
+            if warm_halt:
+                self.warm_halt()
         except BaseException:
             # e.g. the exchange refused the keys: close the journal (nothing was sent) and say why
             await self.journal.close()
@@ -370,9 +376,6 @@ class Engine:
                                      data={"source": acct.venue.name, "balance": str(balance.total)})
         for order in self._live.values():
             self._hold(order)
-        # The halt's retry library loads in the background now, so the first halt does not pay
-        # for the import and start-up does not wait for it either.
-        asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "tenacity")
         for acct in self._accounts.values():
             if not isinstance(acct.venue, SimVenue):
                 await self.reconcile(acct.name)
@@ -384,6 +387,11 @@ class Engine:
             await self._settle(order)
         await self._contingent.catch_up()  # contingents act on what their orders did while down
         await self.algos.restore(contents.state)  # last: their children are settled and tracked
+
+    def warm_halt(self) -> asyncio.Future[Any]:
+        """Load the halt's retry library (tenacity, ~20 ms) in a thread, so the first halt does
+        not pay for the import and whoever starts the engine does not wait for it either."""
+        return asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "tenacity")
 
     async def close(self) -> None:
         if self._closed:

@@ -310,3 +310,21 @@ async def test_an_unresolved_order_settled_by_the_poll_gets_its_ack_time(engine:
     clock.advance(1)
     await engine.tick()
     assert (await engine.get_order_by_id(order.id)).acked_at == settled.acked_at  # type: ignore[union-attr]
+
+
+async def test_start_loads_the_halts_retry_library_unless_the_caller_will(db: Path, clock: ManualClock,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(Engine, "warm_halt", lambda self: calls.append(self.db_path.name))
+    async with paper(db, clock) as engine:  # a script's start: warmed
+        assert calls == [db.name]
+    calls.clear()
+    engine = paper(db, clock)
+    await engine.start(warm_halt=False)  # the console's: it warms after its first frame
+    assert calls == []
+    await engine.close()
+
+
+async def test_warm_halt_imports_tenacity(engine: Engine) -> None:
+    module = await engine.warm_halt()
+    assert module.__name__ == "tenacity" and hasattr(module, "AsyncRetrying")

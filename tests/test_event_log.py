@@ -82,3 +82,65 @@ async def test_only_the_newest_2000_lines_are_kept_and_the_end_is_shown() -> Non
         assert lines[0] == "12:30:05 line 5" and lines[-1] == "12:30:05 line 2004"
         log = app.query_one(EventLog)
         assert log.scroll_offset.y == log.max_scroll_y > 0
+
+
+class Recording(EventLog):
+    """Notes what each painted row showed, and whether the log knew its size then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.painted: list[tuple[bool, str]] = []
+
+    def render_line(self, y: int):  # noqa: ANN201 - a Strip, as EventLog's
+        strip = super().render_line(y)
+        self.painted.append((self._size_known, strip.text.rstrip()))
+        return strip
+
+
+class Alone(App[None]):
+    AUTO_FOCUS = None
+
+    def compose(self) -> ComposeResult:
+        yield Recording()
+
+    def on_mount(self) -> None:
+        self.query_one(EventLog).add(AT, "info", "journal restored")
+
+
+async def test_early_lines_are_painted_in_the_first_frame() -> None:
+    # The first frame is drawn by the first layout, before the log gets its Resize. The lines
+    # written before it used to wait for that Resize: a second layout and frame later.
+    app = Alone()
+    async with app.run_test(size=(60, 8)) as pilot:
+        await pilot.pause()
+        first_frame = [text for known, text in app.query_one(Recording).painted if not known]
+        assert "12:30:05 journal restored" in first_frame
+
+
+LONG = "journal /" + "p" * 53 + " restored"  # 80 cells with its time: wider than MIN_WIDTH (78)
+
+
+async def test_a_long_early_line_wraps_again_once_the_log_is_wider_than_it_was_drawn() -> None:
+    class Wide(Both):
+        def on_mount(self) -> None:
+            self.add("info", LONG)
+
+    app = Wide()
+    # Each log is 118 cells wide, the test console 80: the line fits on one row, as in RichLog,
+    # though it was first drawn on two (78 wide, before the width was known).
+    async with app.run_test(size=(240, 12)) as pilot:
+        await pilot.pause()
+        lines = same_picture(app)  # then Both.on_mount's two lines
+        assert lines[0] == f"12:30:05 {LONG}" and len(lines) == 3
+
+
+async def test_a_long_early_line_stays_as_drawn_in_a_narrow_log() -> None:
+    class Narrow(Both):
+        def on_mount(self) -> None:
+            self.add("info", LONG)
+
+    app = Narrow()
+    async with app.run_test(size=(100, 12)) as pilot:  # each log ~50 wide: drawn 78 wide, as RichLog
+        await pilot.pause()
+        lines = same_picture(app)
+        assert lines[:2] == ["12:30:05 journal /" + "p" * 53, "restored"]

@@ -7,7 +7,6 @@ attrs: ~9 ms of every cold start, for pretty-printing Python objects the log nev
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import datetime
 
 from rich.measure import measure_renderables
@@ -42,7 +41,11 @@ class EventLog(ScrollView, can_focus=True):
         self._start_line = 0  # lines dropped from the top (keys the line cache)
         self._widest_line_width = 0
         self._line_cache: LRUCache[tuple[int, int, int, int], Strip] = LRUCache(1024)
-        self._deferred: deque[Text] = deque()  # written before the width was known
+        # Written before the first layout: drawn at MIN_WIDTH, so they are in the first frame
+        # (waiting for the width cost a second layout and a frame). Kept until the width is
+        # known, to wrap again should that differ.
+        self._early: list[Text] | None = []
+        self._early_wrapped = False  # one of them was wider than MIN_WIDTH
         self._size_known = False
 
     def add(self, at: datetime, level: str, text: str) -> None:
@@ -51,13 +54,14 @@ class EventLog(ScrollView, can_focus=True):
         self.write(line)
 
     def write(self, text: Text) -> None:
-        if not self._size_known:  # every write waits then, so the order is kept
-            self._deferred.append(text.copy())
-            return
+        if self._early is not None:
+            self._early.append(text.copy())
         text.expand_tabs()
         console = self.app.console
         options = console.options
         width = measure_renderables(console, options, [text]).maximum
+        if self._early is not None and width > self.MIN_WIDTH:
+            self._early_wrapped = True
         width = max(min(width, self.scrollable_content_region.width), self.MIN_WIDTH)
         lines = list(Segment.split_lines(console.render(text, options.update_width(width))))
         if not lines:
@@ -84,8 +88,13 @@ class EventLog(ScrollView, can_focus=True):
     def on_resize(self, event: Resize) -> None:
         if event.size.width and not self._size_known:
             self._size_known = True
-            while self._deferred:
-                self.write(self._deferred.popleft())
+            early, self._early = self._early or [], None
+            if self._early_wrapped and self.scrollable_content_region.width > self.MIN_WIDTH:
+                # wider than they were drawn: a long early line now wraps later, as any other
+                self.lines, self._widest_line_width, self._start_line = [], 0, 0
+                self._line_cache.clear()
+                for text in early:
+                    self.write(text)
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
         return self.virtual_size.width if self._size_known else container.width
