@@ -791,9 +791,9 @@ async def test_the_cores_warnings_reach_the_event_log_not_the_terminal(
     app = make_app(tmp_path / "j.sqlite", clock)
     real_start = app.engine.start
 
-    async def start() -> None:
+    async def start(**kw: bool) -> None:
         streams_log.warning("binance orders stream down, polling instead: 404")
-        await real_start()
+        await real_start(**kw)
 
     monkeypatch.setattr(app.engine, "start", start)
     try:
@@ -831,9 +831,9 @@ async def test_a_slow_start_says_what_it_waits_for_before_the_screen(
     said = asyncio.Event()
     real_start = app.engine.start
 
-    async def start() -> None:
+    async def start(**kw: bool) -> None:
         await asyncio.wait_for(said.wait(), 60)  # the line comes while the start still runs (60 s: only on failure)
-        await real_start()
+        await real_start(**kw)
 
     class Stderr(io.StringIO):
         def write(self, text: str) -> int:
