@@ -49,6 +49,7 @@ from widgets.protection_dialog import ProtectionScreen, protective_orders
 
 if TYPE_CHECKING:
     from console.styles_cache import StylesCache
+    from core.halt import HaltReport
 
 # The dialogs (confirm, halt report, help, modify, quit) are imported where they are shown:
 # none is on screen at start-up, and start-up pays for every import.
@@ -252,7 +253,12 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
 
         async def answered(answer: str | None) -> None:
             if answer == "halt":
-                await self._halt("quit", show_report=False)
+                report = await self._halt("quit", show_report=False)
+                if not report.clean:  # orders may still work: the trader must see it, not a closed console
+                    self.log_line("error", "not quitting: the halt is incomplete (see its report)")
+                    from widgets.halt_report import HaltReportScreen
+                    self.push_screen(HaltReportScreen(report))
+                    return
                 await self.shutdown()
                 self.exit()
             elif answer == "leave":
@@ -487,7 +493,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.log_line("error", "HALT requested: cancelling every open order")
         self.run_worker(self._halt("HALT key"), name="halt", group="halt", exit_on_error=False)
 
-    async def _halt(self, reason: str, flatten: bool = False, show_report: bool = True) -> None:
+    async def _halt(self, reason: str, flatten: bool = False, show_report: bool = True) -> HaltReport:
         report = await self.engine.halt_trading(reason, flatten=flatten)
         self.halting = False
         if self.bridge is not None:
@@ -497,6 +503,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         if show_report:
             from widgets.halt_report import HaltReportScreen
             self.push_screen(HaltReportScreen(report))
+        return report
 
     def action_flatten_all(self) -> None:
         def confirmed(yes: bool | None) -> None:

@@ -183,6 +183,9 @@ class Engine:
         self._contingent = ContingentManager(self)  # brackets, OCO, trailing stops (core/contingent.py)
         self.algos = AlgoManager(self)  # execution algorithms: TWAP, iceberg, limit-then-market
         self._halt_lock = asyncio.Lock()
+        self._restoring: asyncio.Task[Any] | None = None  # the start's task, while it restores
+        self._restored = asyncio.Event()
+        self._submits: dict[str, asyncio.Event] = {}  # order id -> set when its submit has an answer
         self._closed = False
         self._stop = asyncio.Event()
 
@@ -318,6 +321,7 @@ class Engine:
         (``warm_halt()``): the console does it after its first frame, so it does not compete
         with drawing the screen."""
         self.journal = await Journal.open(self.db_path, token=self._id_token)
+        self._restoring = asyncio.current_task()
         try:
             await self._restore()
             if warm_halt:
@@ -330,6 +334,8 @@ class Engine:
                     await acct.venue.close()
             self._closed = True
             raise
+        finally:
+            self._restored.set()
 
     async def _restore(self) -> None:
         assert self.journal is not None
@@ -355,6 +361,7 @@ class Engine:
         self._fill_ids.update((f.account, f.id) for f in contents.fills)
         self.trading_state = TradingState(contents.state.get("trading_state", self.settings.initial_state.value))
         self.trading_state_reason = contents.state.get("trading_state_reason", "")
+        self._tell_venues()
         self._contingent.load(contents.state)  # first: the orders it holds in the core go to no venue
         for acct in self._accounts.values():
             marks = {b.symbol: b.mark for b in acct.ledger.books.values() if b.mark > 0}
@@ -445,7 +452,23 @@ class Engine:
         self._track(order)
         self._hold(order)
         # write-ahead: the order and its client order id are durable before the venue hears of it
-        await journal.write("order_created", ts=self._ts(), order=order, data={"notes": notes} if notes else None)
+        try:
+            await journal.write("order_created", ts=self._ts(), order=order, data={"notes": notes} if notes else None)
+        except BaseException as exc:
+            # never sent (the journal failed, or the caller stopped waiting): not a live order
+            why = "the placement was cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
+            self._set_status(order, S.FAILED, f"not sent: {why}")
+            with suppress(Exception):
+                journal.write("order_failed", ts=self._ts(), order=order)
+            raise
+        if self.trading_state is TradingState.HALTED and not closing:
+            # halted while its record was being written: never sent (a halt waits only for the
+            # submits already under way)
+            self._set_status(order, S.REJECTED, "refused: trading is HALTED")
+            await journal.write("risk_refused", ts=self._ts(), order=order, data={"reasons": ["trading is HALTED"]})
+            self._publish(OrderUpdated(order.model_copy(), "risk_refused"))
+            return order.model_copy()
+        self._submits[order.id] = submitted = asyncio.Event()
         try:
             report = await acct.venue.submit(order)
         except OrderRejected as exc:
@@ -467,8 +490,17 @@ class Engine:
             self._set_status(order, S.UNRESOLVED, "the submit was interrupted; settling by client order id")
             journal.write("order_unresolved", ts=self._ts(), order=order)
             raise
+        finally:
+            # the answer is applied below, or was above, before anything else runs: a halt
+            # waiting for it cancels the order next
+            self._submits.pop(order.id, None)
+            submitted.set()
         order.__dict__["acked_at"] = self.clock.now()  # as _update: the hot path skips pydantic's setattr
         await self._commit([self._absorb(order, report, "order_acked")])
+        if self.trading_state is TradingState.HALTED and order.status.is_live and not closing and not self._halt_lock.locked():
+            # acked after a halt that has ended (its deadline passed first): it must not work
+            self._notice("error", f"{order.id} was accepted by {acct.venue.name} after the halt: cancelling it")
+            return await self.cancel_order(order.id)
         return order.model_copy()
 
     async def place_market_order(self, symbol: str, side: str, amount: Decimal, **kw: Any) -> Order:
@@ -555,10 +587,10 @@ class Engine:
                 with suppress(VenueError):
                     report = await venue.fetch_order(order)
             if report is None or report.status.is_live:
-                if report is not None:
-                    self._absorb(order, report, "cancel_failed")
+                # a fill the lookup found is journaled with the rest (booked in memory already)
+                fills = self._absorb(order, report, "cancel_failed").fills if report is not None else []
                 self._revert_cancel(order, f"cancel failed: {exc}")
-                await self._commit([_Applied(order, [], "cancel_failed")])
+                await self._commit([_Applied(order, fills, "cancel_failed")])
                 self._notice("error", f"cancel of {order.id} failed: {exc}")
                 return order.model_copy()
         applied = self._absorb(order, report, "order_cancelled")
@@ -583,10 +615,12 @@ class Engine:
         return held + [o.model_copy() for o in targets]
 
     async def _cancel_account(
-        self, acct: _Account, orders: list[Order], deadline: float | None, report: AccountHaltReport | None = None
+        self, acct: _Account, orders: list[Order], deadline: float | None, report: AccountHaltReport | None = None,
+        *, each: bool = False,
     ) -> None:
         """Cancel ``orders`` on one account, concurrently: per-symbol cancel-all where the
-        venue has it, per order otherwise. With a deadline, transient errors are retried."""
+        venue has it (unless ``each``), per order otherwise. With a deadline, transient errors
+        are retried."""
         if not orders:
             return
         journal = self._journal()
@@ -605,7 +639,7 @@ class Engine:
         # the venue's answer (until then "open" is the truth on disk, and restart re-asks the venue).
         journal.write("cancel_requested", ts=self._ts(), account=acct.name, data={"orders": [o.id for o in orders]})
         applied: list[_Applied] = []
-        if venue.has_cancel_all:
+        if venue.has_cancel_all and not each:
             by_symbol: dict[str, list[Order]] = {}
             for o in orders:
                 by_symbol.setdefault(o.symbol, []).append(o)
@@ -729,6 +763,10 @@ class Engine:
         account and prove the book is empty; with ``flatten`` also close every position.
         Idempotent, and never blocked by one slow venue (each account has the deadline)."""
         reason = reason.strip() or "halt"
+        if self._restoring is not None and asyncio.current_task() is not self._restoring:
+            # a halt during start-up acts on the restored book and state (the restore would
+            # otherwise put back the state it read before the halt)
+            await self._restored.wait()
         async with self._halt_lock:
             t0 = self.clock.monotonic()
             started = self.clock.now()
@@ -781,35 +819,62 @@ class Engine:
 
     async def _halt_account_work(self, acct: _Account, deadline: float, flatten: bool, report: AccountHaltReport) -> None:
         venue = acct.venue
-        for o in [o for o in self._live.values() if o.account == acct.name and o.status in _PENDING]:
+        # Submits in flight now are answered, then cancelled with the stragglers below. A lookup
+        # now could miss an order about to land (and call it failed while it works).
+        in_flight = [ev.wait() for oid, ev in list(self._submits.items()) if self._orders[oid].account == acct.name]
+        for o in [o for o in self._live.values() if o.account == acct.name and o.status in _PENDING
+                  and o.id not in self._submits]:
             await self._settle(o)  # an unresolved order may be live: find out before cancelling
         targets = [o for o in self._live.values() if o.account == acct.name and o.status not in _PENDING]
         await self._cancel_account(acct, targets, deadline, report)
+        await asyncio.gather(*in_flight)
         # Prove it: read the venue's open orders back; cancel stragglers until the deadline.
+        halt = self.settings.halt
+        pause = halt.retry_initial_seconds
         while True:
-            open_reports = await retry_until(self.clock, deadline, self.settings.halt, venue.fetch_open_orders)
+            open_reports = await retry_until(self.clock, deadline, halt, venue.fetch_open_orders)
             stragglers = [self._by_client.get((acct.name, r.client_order_id)) for r in open_reports]
             known = [o for o in stragglers if o is not None]
             unknown = [r.client_order_id for r, o in zip(open_reports, stragglers, strict=True) if o is None]
-            if not open_reports:
+            listed = {o.id for o in known}
+            # Live to the engine, yet not on the venue's book: a stop the venue holds itself until
+            # it triggers (or an order still in flight). The book is not empty while one is left.
+            unlisted = [o for o in self._live.values() if o.account == acct.name and o.id not in listed]
+            held = [o for o in unlisted if o.status not in _PENDING]
+            if not open_reports and not held:
                 report.verified = True
-                report.remaining = [o.id for o in self._live.values() if o.account == acct.name and o.status in _PENDING]
+                report.remaining = [o.id for o in unlisted]
                 break
             if self.clock.monotonic() >= deadline:
-                report.remaining = [o.id for o in known] + [f"external:{cid}" for cid in unknown]
+                report.verified = not open_reports
+                report.remaining = sorted(listed | {o.id for o in unlisted}) + [f"external:{cid}" for cid in unknown]
                 break
             for r, o in zip(open_reports, stragglers, strict=True):
                 if o is not None:
                     await self._commit([self._absorb(o, r, "order_updated")])
             await self._cancel_account(acct, [o for o in known if o.status.is_live and o.status not in _PENDING], deadline, report)
-            # Orders the journal does not know (placed elsewhere) go too, where cancel-all can reach them.
-            external_symbols = {r.symbol for r, o in zip(open_reports, stragglers, strict=True) if o is None and r.symbol}
-            if external_symbols and venue.has_cancel_all:
-                for sym in sorted(external_symbols):
-                    await retry_until(self.clock, deadline, self.settings.halt, lambda sym=sym: venue.cancel_all(sym))
-            elif unknown and not known:
+            # one by one, not by cancel-all: a held stop is cancelled where it is held, even
+            # while the exchange refuses requests
+            await self._cancel_account(acct, [o for o in held if o.status.is_live], deadline, report, each=True)
+            # Orders the journal does not know (placed elsewhere), and ones the engine took as
+            # cancelled that the venue still lists, go too, where cancel-all can reach them.
+            orphans = [(r, o) for r, o in zip(open_reports, stragglers, strict=True) if o is None or not o.status.is_live]
+            if orphans and venue.has_cancel_all:
+                for sym in sorted({r.symbol for r, _ in orphans if r.symbol}):
+                    with suppress(VenueError):  # read back and tried again below, until the deadline
+                        await retry_until(self.clock, deadline, halt, lambda sym=sym: venue.cancel_all(sym))
+            elif unknown and not known and not held:
                 report.remaining = [f"external:{cid}" for cid in unknown]
                 break
+            else:
+                for _, o in orphans:
+                    if o is not None:
+                        with suppress(VenueError):
+                            await retry_until(self.clock, deadline, halt, lambda o=o: venue.cancel(o))
+            # then read the book again, after a pause: a venue slow to apply its cancels is not
+            # asked again and again at full speed
+            await self.clock.sleep(max(0.0, min(pause, deadline - self.clock.monotonic())))
+            pause = min(pause * 2, halt.retry_max_seconds)
         for oid in list(report.failed):  # a cancel that failed and later succeeded is not a failure
             if oid in self._orders and self._orders[oid].is_final:
                 report.failed.pop(oid, None)
@@ -836,11 +901,12 @@ class Engine:
         """Lift HALTED or REDUCING. Explicit and journaled: a reason is required."""
         if not reason or not reason.strip():
             raise EngineError("resuming needs a reason (it is journaled)")
-        if self.trading_state is TradingState.ACTIVE:
-            return
-        for acct in self._accounts.values():
-            acct.breakers.rearm(self.account_status(acct.name), self.clock.monotonic())
-        await self._set_trading_state(TradingState.ACTIVE, reason.strip(), "resumed")
+        async with self._halt_lock:  # never in the middle of a halt: after it
+            if self.trading_state is TradingState.ACTIVE:
+                return
+            for acct in self._accounts.values():
+                acct.breakers.rearm(self.account_status(acct.name), self.clock.monotonic())
+            await self._set_trading_state(TradingState.ACTIVE, reason.strip(), "resumed")
 
     async def set_reducing(self, reason: str) -> None:
         """Allow only orders that reduce a position (a softer stop than the halt)."""
@@ -851,12 +917,17 @@ class Engine:
     async def _set_trading_state(self, state: TradingState, reason: str, kind: str) -> None:
         self.trading_state = state
         self.trading_state_reason = reason
+        self._tell_venues()
         await self._journal().write(
             kind, ts=self._ts(), data={"state": state.value, "reason": reason},
             state={"trading_state": state.value, "trading_state_reason": reason},
         )
         self._publish(TradingStateChanged(state, reason, self.clock.now()))
         self._notice("warning" if state is not TradingState.ACTIVE else "info", f"trading {state.value}: {reason}")
+
+    def _tell_venues(self) -> None:
+        for acct in self._accounts.values():
+            acct.venue.halted = self.trading_state is TradingState.HALTED
 
     def register_algorithm(self, algo: Algorithm) -> None:
         self._algos.add(algo)

@@ -41,7 +41,8 @@ class AccountHaltReport(BaseModel):
 
     @property
     def clean(self) -> bool:
-        return self.verified and not self.remaining and not self.positions_left and self.error is None
+        return (self.verified and not self.remaining and not self.failed and not self.positions_left
+                and self.error is None)
 
 
 class HaltReport(BaseModel):

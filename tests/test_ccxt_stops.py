@@ -271,3 +271,16 @@ async def test_held_orders_survive_a_restart_and_are_never_sent_twice(plain: Loo
         await tick(engine)
         assert (await engine.get_order_by_id(kept.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]
         assert plain.count(*ORDER) == 2
+
+
+async def test_a_venue_fires_no_held_stop_while_trading_is_halted(plain: LoopbackBinance, db: Path) -> None:
+    async with live(plain, db) as engine:
+        held = await engine.place_order(trigger("stop", "sell", "49000"))
+        engine.venue.halted = True  # as the engine sets it: a halt that could not reach this stop
+        plain.set_price("BTCUSDT", "48800")
+        await tick(engine)
+        assert plain.count(*ORDER) == 0
+        assert (await engine.get_order_by_id(held.id)).status is OrderStatus.OPEN  # type: ignore[union-attr]
+        engine.venue.halted = False
+        await tick(engine)  # fires now
+        assert plain.count(*ORDER) == 1

@@ -856,3 +856,24 @@ async def test_a_slow_start_says_what_it_waits_for_before_the_screen(
         await app.engine.close()
     assert err.getvalue().count("\n") == 1 and said.is_set()
     assert shown == ["ACTIVE"]  # then the screen, with the engine started
+
+
+async def test_quit_halt_first_that_leaves_orders_open_stays_and_shows_the_report(app: TradedeskApp) -> None:
+    engine = app.engine
+    async with app.run_test(size=SIZE) as pilot:
+        order = await engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+        await settle(pilot)
+
+        async def broken(symbol=None):  # noqa: ANN001, ANN202 - the venue's adapter fails outright
+            raise RuntimeError("adapter crashed")
+
+        engine.venue.cancel_all = broken  # type: ignore[method-assign]
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("h")
+        await until(pilot, lambda: isinstance(app.screen, HaltReportScreen) or app.return_code is not None)
+        assert app.return_code is None and not engine._closed  # still running: the order still works
+        assert isinstance(app.screen, HaltReportScreen) and not app.screen.report.clean
+        assert order.id in app.screen.report.accounts[0].remaining
+        assert engine.venue.open_order_count() == 1  # type: ignore[attr-defined]
+        assert "not quitting: the halt is incomplete" in log_text(app)

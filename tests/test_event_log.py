@@ -144,3 +144,56 @@ async def test_a_long_early_line_stays_as_drawn_in_a_narrow_log() -> None:
         await pilot.pause()
         lines = same_picture(app)
         assert lines[:2] == ["12:30:05 journal /" + "p" * 53, "restored"]
+
+
+async def test_more_early_lines_than_rows_show_the_newest_in_the_first_frame() -> None:
+    class Many(App[None]):
+        AUTO_FOCUS = None
+
+        def compose(self) -> ComposeResult:
+            yield Recording()
+
+        def on_mount(self) -> None:
+            for i in range(12):
+                self.query_one(EventLog).add(AT, "info", f"line {i}")
+
+    app = Many()
+    async with app.run_test(size=(60, 8)) as pilot:
+        await pilot.pause()
+        log = app.query_one(Recording)
+        height = log.scrollable_content_region.height
+        first_frame = [text for known, text in log.painted if not known]
+        # the log had not scrolled yet (its scroll waits for a refresh): its end all the same
+        assert first_frame == [f"12:30:05 line {i}" for i in range(12 - height, 12)]
+        assert log.scroll_offset.y == log.max_scroll_y == 12 - height
+        # nor any frame after it: the log is scrolled to its end as soon as it knows its size
+        assert "12:30:05 line 0" not in [text for known, text in log.painted]
+        assert [log.render_line(y).text.rstrip() for y in range(height)] == first_frame
+
+
+async def test_long_early_lines_wrapped_again_still_show_the_end_in_every_frame() -> None:
+    class ManyLong(App[None]):
+        AUTO_FOCUS = None
+
+        def compose(self) -> ComposeResult:
+            yield Recording()
+
+        def on_mount(self) -> None:
+            for i in range(12):
+                self.query_one(EventLog).add(AT, "info", f"journal /{'p' * 51}{i:02} restored")  # as LONG
+
+    app = ManyLong()
+    async with app.run_test(size=(240, 8)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        log = app.query_one(Recording)
+        assert len(log.lines) == 12  # one row each, now that the log is 238 wide
+        height = log.scrollable_content_region.height
+        shown = [log.render_line(y).text.rstrip() for y in range(height)]
+        assert shown[-1].endswith("11 restored") and log.scroll_offset.y == log.max_scroll_y
+        # every frame painted showed the newest line on its last row, none a blank one
+        # every frame showed the newest line last: the first drew it on two rows (78 wide)
+        rows = [text for _, text in log.painted]
+        frames = [rows[i:i + height] for i in range(0, len(rows), height)]
+        assert frames[0][-2:] == [f"12:30:05 journal /{'p' * 51}11", "restored"]
+        assert len(frames) > 1 and all(f[-1].endswith("11 restored") for f in frames[1:]), frames

@@ -95,6 +95,8 @@ class EventLog(ScrollView, can_focus=True):
                 self._line_cache.clear()
                 for text in early:
                     self.write(text)
+                # their scroll waits for a refresh: the frame before it must show the end too
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
         return self.virtual_size.width if self._size_known else container.width
@@ -103,6 +105,8 @@ class EventLog(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         index = scroll_y + y
+        if not self._size_known:  # the first frame: not yet scrolled, show the newest lines
+            index += max(0, len(self.lines) - self.scrollable_content_region.height)
         if index >= len(self.lines):
             return Strip.blank(width, self.rich_style).apply_style(self.rich_style)
         key = (index + self._start_line, scroll_x, width, self._widest_line_width)

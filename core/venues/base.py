@@ -116,6 +116,7 @@ class Venue(Protocol):
     can_amend: bool
     has_cancel_all: bool
     lookup_is_definitive: bool  # True when "not found" proves the order never arrived
+    halted: bool  # set by the engine while trading is HALTED: a venue sends nothing of its own then
 
     async def connect(self) -> None: ...
 

@@ -115,6 +115,7 @@ class CcxtVenue:
         self._config = config or {}
         self.markets: dict[str, Market] = {}
         self.has_cancel_all = False
+        self.halted = False  # the engine's HALTED: held orders do not fire (the halt cancels them)
         self.native_contingent: frozenset[str] = frozenset()  # see core.venues.base.native_support
         self._plans: dict[str, NativeForm] = {}  # client order id -> the native form its submit sends
         self._ex: Any = None
@@ -496,6 +497,8 @@ class CcxtVenue:
         """Send the held orders whose trigger the polled prices reached, under their own client
         order ids (journaled when they were placed), as market or limit orders."""
         reports: list[VenueReport] = []
+        if self.halted:
+            return reports  # whatever a halt could not cancel stays held, never sent
         for held in self._held.due(prices):
             order = held.order
             if order.status is OrderStatus.CANCELLING:

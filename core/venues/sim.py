@@ -98,6 +98,7 @@ class SimVenue:
     name = "sim"
     can_amend = True
     has_cancel_all = True
+    halted = False  # it holds no order of its own to send
     lookup_is_definitive = True
 
     def __init__(
