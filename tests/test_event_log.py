@@ -98,13 +98,20 @@ class Recording(EventLog):
 
 
 class Alone(App[None]):
+    """A recording event log alone, given its lines before its first layout."""
+
     AUTO_FOCUS = None
+
+    def __init__(self, texts: list[str] | None = None) -> None:
+        super().__init__()
+        self.texts = texts or ["journal restored"]
 
     def compose(self) -> ComposeResult:
         yield Recording()
 
     def on_mount(self) -> None:
-        self.query_one(EventLog).add(AT, "info", "journal restored")
+        for text in self.texts:
+            self.query_one(EventLog).add(AT, "info", text)
 
 
 async def test_early_lines_are_painted_in_the_first_frame() -> None:
@@ -147,17 +154,7 @@ async def test_a_long_early_line_stays_as_drawn_in_a_narrow_log() -> None:
 
 
 async def test_more_early_lines_than_rows_show_the_newest_in_the_first_frame() -> None:
-    class Many(App[None]):
-        AUTO_FOCUS = None
-
-        def compose(self) -> ComposeResult:
-            yield Recording()
-
-        def on_mount(self) -> None:
-            for i in range(12):
-                self.query_one(EventLog).add(AT, "info", f"line {i}")
-
-    app = Many()
+    app = Alone([f"line {i}" for i in range(12)])
     async with app.run_test(size=(60, 8)) as pilot:
         await pilot.pause()
         log = app.query_one(Recording)
@@ -172,17 +169,7 @@ async def test_more_early_lines_than_rows_show_the_newest_in_the_first_frame() -
 
 
 async def test_long_early_lines_wrapped_again_still_show_the_end_in_every_frame() -> None:
-    class ManyLong(App[None]):
-        AUTO_FOCUS = None
-
-        def compose(self) -> ComposeResult:
-            yield Recording()
-
-        def on_mount(self) -> None:
-            for i in range(12):
-                self.query_one(EventLog).add(AT, "info", f"journal /{'p' * 51}{i:02} restored")  # as LONG
-
-    app = ManyLong()
+    app = Alone([f"journal /{'p' * 51}{i:02} restored" for i in range(12)])  # each as LONG
     async with app.run_test(size=(240, 8)) as pilot:
         await pilot.pause()
         await pilot.pause()
@@ -191,7 +178,6 @@ async def test_long_early_lines_wrapped_again_still_show_the_end_in_every_frame(
         height = log.scrollable_content_region.height
         shown = [log.render_line(y).text.rstrip() for y in range(height)]
         assert shown[-1].endswith("11 restored") and log.scroll_offset.y == log.max_scroll_y
-        # every frame painted showed the newest line on its last row, none a blank one
         # every frame showed the newest line last: the first drew it on two rows (78 wide)
         rows = [text for _, text in log.painted]
         frames = [rows[i:i + height] for i in range(0, len(rows), height)]
