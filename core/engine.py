@@ -392,6 +392,10 @@ class Engine:
                 self._set_status(order, S.UNRESOLVED, "the submit was interrupted; settling by client order id")
                 await self.journal.write("order_unresolved", ts=self._ts(), order=order)
             await self._settle(order)
+        # A cancel asked for just before the stop may never have reached the venue, and a
+        # cancelling order takes no reports of its own: send it again, so it ends either way.
+        for order in [o for o in self._live.values() if o.status is S.CANCELLING]:
+            await self.cancel_order(order.id)
         await self._contingent.catch_up()  # contingents act on what their orders did while down
         await self.algos.restore(contents.state)  # last: their children are settled and tracked
 
@@ -1369,19 +1373,25 @@ class Engine:
         if not applied:
             return
         ts = self._ts()
-        last = None
+        fill_writes = []
         touched: dict[str, set[str]] = {}
         for a in applied:
             for fill in a.fills:
                 touched.setdefault(fill.account, set()).add(fill.symbol)
                 ledger = self._accounts[fill.account].ledger
-                journal.write(
+                fill_writes.append(journal.write(
                     "fill", ts=ts, fill=fill,
                     positions=[ledger.book_snapshot(fill.symbol)], ledger=ledger.snapshot(),
-                )
+                ))
             last = journal.write(a.kind, ts=ts, order=a.order, data=data)
-        assert last is not None
-        await last  # the queue commits in order: the last write durable means all are
+        try:
+            await last  # the queue commits in order: every earlier write is settled by now
+        finally:
+            # A batch that fails is retried write by write, so a fill can fail under an order
+            # write that succeeds: it must not pass for recorded.
+            lost = [exc for f in fill_writes if f.done() and not f.cancelled() and (exc := f.exception()) is not None]
+        if lost:
+            raise lost[0]
         if self._subscribers:
             for a in applied:
                 self._publish(OrderUpdated(a.order.model_copy(), a.kind))

@@ -19,6 +19,8 @@ from core.numbers import to_decimal
 
 
 def _decimal_in(value: Any) -> Any:
+    if type(value) is Decimal:  # the common case (every engine-built order): nothing to convert
+        return value
     if isinstance(value, float):
         raise ValueError(f"floats are not accepted for money or amounts, got {value!r}: pass a Decimal or a string")
     if isinstance(value, (int, str)) and not isinstance(value, bool):

@@ -289,11 +289,16 @@ async def test_halt_during_a_twap_stops_it_first_and_leaves_the_book_empty(engin
 
 async def test_halt_while_a_child_is_in_flight_cancels_it_and_no_other_follows(db: Path, clock: ManualClock) -> None:
     async with paper(db, clock, dials=SimDials(latency=1.0)) as engine:  # every venue request takes 1 s
+        reached, real_submit = asyncio.Event(), engine.venue.submit
+
+        async def submit(order):  # noqa: ANN001, ANN202
+            reached.set()
+            return await real_submit(order)
+
+        engine.venue.submit = submit  # type: ignore[method-assign]
         parent = await engine.algos.start_twap(BTC, "buy", "1", duration=60, slices=4, child_type="limit")
-        for _ in range(1000):
-            if clock.sleepers:
-                break
-            await asyncio.sleep(0)
+        # the child's record is written and the venue has it (a halt during the write refuses it)
+        await reached.wait()
         [sending] = await engine.get_active_orders()
         assert sending.status is OrderStatus.SUBMITTING  # the first child is on its way to the venue
         report = await on_clock(clock, engine.halt_trading("mid-send"), engine)

@@ -16,7 +16,9 @@ from core import Engine, ManualClock, OrderRequest, OrderStatus, Settings
 from core.models import Order, OrderType, Side
 from core.venues.emulated_triggers import native_trigger_supported, would_trigger
 
+from .conftest import on_clock
 from .loopback.binance import CCXT_OPTIONS, DEFAULT_MARKETS, LoopbackBinance, make_ccxt_binance
+from .loopback.common import CcxtRequests
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -284,3 +286,31 @@ async def test_a_venue_fires_no_held_stop_while_trading_is_halted(plain: Loopbac
         engine.venue.halted = False
         await tick(engine)  # fires now
         assert plain.count(*ORDER) == 1
+
+
+async def test_a_halt_whose_cancel_all_is_refused_still_cancels_the_held_stop(plain: LoopbackBinance, db: Path,
+                                                                            ccxt_requests: CcxtRequests) -> None:
+    """The exchange refuses the halt's cancel-all (a 429 whose Retry-After, 30 s, lies past the 5 s
+    deadline: not retried). The stop CcxtVenue holds is cancelled where it is held, without asking
+    the exchange again; the halt is clean and the stop never fires."""
+    async with live(plain, db) as engine:
+        held = await engine.place_order(trigger("stop", "sell", "49000"))
+        assert held.emulated and plain.count(*ORDER) == 0
+        btc = plain.balance("BTC").total
+        plain.retry_after_seconds = 30
+        plain.status_429_next_n = 1
+        # the halt pauses on the engine's clock before it reads the book again: the clock moves
+        # only while no ccxt request is waiting (in ccxt's wall-clock rate limiter, on its socket)
+        report = await on_clock(engine.clock, engine.halt_trading("HALT key"), engine,  # type: ignore[arg-type]
+                                settle=ccxt_requests.settle)
+        assert plain.status_429_next_n == 0  # the cancel-all was refused...
+        assert plain.count("DELETE", "/api/v3/openOrders") == 1  # ...and not sent again inside its Retry-After
+        assert report.clean, report.summary()
+        assert report.accounts[0].cancelled == [held.id] and report.accounts[0].failed == {}
+        assert (await engine.get_order_by_id(held.id)).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+        plain.set_price("BTCUSDT", "48900")  # through the stop
+        for _ in range(3):
+            await tick(engine)
+        assert plain.count(*ORDER) == 0 and plain.orders == {}  # nothing was ever sent
+        assert plain.balance("BTC").total == btc
+        assert (await engine.get_order_by_id(held.id)).status is OrderStatus.CANCELLED  # type: ignore[union-attr]

@@ -340,6 +340,21 @@ async def test_a_write_is_committed_once_whatever_its_values(journal: Journal) -
     assert (await journal.load()).state == {"count": "3"}
 
 
+def test_the_journal_json_is_the_models_own_json() -> None:
+    """The journal calls the models' serializer directly (core.journal._json): its text must stay
+    byte for byte model_dump_json()'s, for every field set and unset, since both the events and
+    the projections store it."""
+    full = make_order(
+        "o9", venue_order_id="v9", stop_price=Decimal("64000"), time_in_force="IOC", reduce_only=True,
+        leverage=Decimal("3"), tag="t\u00e9st \"q\"", status=OrderStatus.PARTIALLY_FILLED, filled=Decimal("0.005"),
+        average_price=Decimal("65000.25"), fee=Decimal("0.01"), fee_currency="USDT", submitted_at=T0,
+        acked_at=T0 + timedelta(microseconds=1), submit_mark=Decimal("64999.9"), error="e", emulated=True,
+        revision=7,
+    )
+    for model in (make_order(), full, make_fill(), make_fill(base_fee=Decimal("0.00001"), fee_currency="BTC")):
+        assert journal_module._json(model) == model.model_dump_json()
+
+
 async def test_one_write_can_carry_an_order_and_a_fill(journal: Journal) -> None:
     order, fill = make_order("o1", account="sub"), make_fill("t1", order_id="o1", account="sub")
     await journal.write("fill", ts="1", order=order, fill=fill)

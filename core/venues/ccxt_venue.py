@@ -708,7 +708,14 @@ class CcxtVenue:
         trades = (raw or {}).get("trades") or []
         read = not trades  # trades inside an answer may be only the latest; a trades read is all of them
         if read:
-            trades = await self._order_trades(order, report.venue_order_id)
+            try:
+                trades = await self._order_trades(order, report.venue_order_id)
+            except VenueError:
+                # A failed read of trades says nothing about the order, which stands (a submit
+                # that raised here would be booked refused while it works). Claim only what is
+                # booked; the tracker's next look reads the trades again.
+                self._cover(order, report, [])
+                return []
         await self._price_fees(order.symbol, trades)
         fills = [self._fill(order.symbol, t, report.venue_order_id) for t in trades
                  if not report.venue_order_id or str(t.get("order")) in (report.venue_order_id, "None")]

@@ -341,7 +341,8 @@ class SimVenue:
         elif not problems:
             need = order.amount * ref / order.leverage + order.amount * ref * self.taker_fee
             reducing = pos != 0 and (pos > 0) != (order.side is Side.BUY)
-            free = self.ledger.equity - self.ledger.used_margin() - self._reserved
+            equity, used, _ = self.ledger.figures()  # one pass over the books, the same sums
+            free = equity - used - self._reserved
             if not reducing and need > free:
                 problems.append(
                     f"insufficient margin: the order needs {need.quantize(Decimal('0.01'))} {market.quote} "

@@ -4,7 +4,9 @@
   context manager), the fault dials every loopback offers, request counting and the server clock;
 * :class:`Funds`: one asset's free and locked amounts, and the order-lock bookkeeping on them;
 * :func:`crossed`: when a price reaches a resting limit order;
-* :func:`ccxt_config`: the ccxt constructor config both ``make_ccxt_*`` helpers start from.
+* :func:`ccxt_config`: the ccxt constructor config both ``make_ccxt_*`` helpers start from;
+* :class:`CcxtRequests`: the ccxt REST requests this process has outstanding, for test drivers
+  that move a ``ManualClock`` only while nothing waits on the wall clock or a socket.
 
 Wire formats (error bodies, envelopes, signatures, decimal formatting) stay with each exchange.
 """
@@ -16,11 +18,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
-__all__ = ["DEFAULT_BALANCES", "Funds", "LoopbackServer", "ccxt_config", "crossed"]
+if TYPE_CHECKING:
+    import pytest
+
+__all__ = ["DEFAULT_BALANCES", "CcxtRequests", "Funds", "LoopbackServer", "ccxt_config", "crossed"]
 
 D = Decimal
 
@@ -212,3 +217,49 @@ def ccxt_config(server: Any, ccxt_options: dict[str, Any], *, secret: str | None
         "options": {**ccxt_options, **(options or {})},
         **config,
     }
+
+
+class CcxtRequests:
+    """The ccxt REST requests outstanding in this process, each counted from its entry into
+    ``Exchange.fetch2`` (before ccxt's own rate limiter) until its answer is parsed or it fails.
+
+    Such a request waits on things a test's ``ManualClock`` does not move: the rate limiter
+    (``enableRateLimit``, on in ``CcxtVenue``) sleeps on the wall clock until its token bucket
+    refills, then the socket round trip to the loopback. A driver that jumps the clock while
+    one is outstanding takes the wait for idle time (``conftest.on_clock``'s ``settle``).
+    Not seen: a caller's own wall-clock pause between two requests (a retry's backoff).
+
+    ``install(monkeypatch)`` wraps ``Exchange.fetch2`` for every ccxt async exchange (undone
+    with the monkeypatch); ``settle()`` waits until none is outstanding.
+    """
+
+    def __init__(self) -> None:
+        self.outstanding = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> Self:
+        from ccxt.async_support.base.exchange import Exchange
+
+        original = Exchange.fetch2
+        counter = self
+
+        async def fetch2(exchange: Any, *args: Any, **kwargs: Any) -> Any:
+            counter.outstanding += 1
+            counter._idle.clear()
+            try:
+                return await original(exchange, *args, **kwargs)
+            finally:
+                counter.outstanding -= 1
+                if counter.outstanding == 0:
+                    counter._idle.set()
+
+        monkeypatch.setattr(Exchange, "fetch2", fetch2)
+        return self
+
+    async def settle(self) -> bool:
+        """Wait until no request is outstanding; True if there was one to wait for."""
+        if self.outstanding == 0:
+            return False
+        await self._idle.wait()
+        return True
