@@ -17,7 +17,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -66,6 +66,7 @@ S = OrderStatus
 _AVG_PLACES = Decimal("1e-10")
 _PENDING = (S.NEW, S.SUBMITTING, S.UNRESOLVED)
 _HISTORY = 600  # recent prices kept per symbol (signal volatility and trend)
+_PEAK_JOURNAL_SECONDS = 5.0  # a rising equity peak is journaled at most this often between fills
 
 # The journal kind recorded when a venue answer leaves an order in this status.
 _KIND_FOR_STATUS = {
@@ -141,6 +142,10 @@ class _Account:
     last_trade_at: dict[str, datetime] = field(default_factory=dict)
     holds: dict[str, Decimal] = field(default_factory=dict)  # order id -> margin its remainder holds
     reserved: Decimal = ZERO
+    # the equity peak and trading day as last journaled (``_journal_marks``)
+    marked_peak: Decimal = ZERO
+    marked_day: date | None = None
+    marked_at: float = float("-inf")
 
 
 class Engine:
@@ -179,6 +184,7 @@ class Engine:
         self._realized_by_order: dict[str, Decimal] = {}
         self._unresolved_lookups = LookupBackoff()  # tick lookups of unresolved orders back off
         self._subscribers: list[EventStream] = []
+        self._start_notices: deque[Notice] = deque(maxlen=100)
         self._algos: set[Algorithm] = set()
         self._contingent = ContingentManager(self)  # brackets, OCO, trailing stops (core/contingent.py)
         self.algos = AlgoManager(self)  # execution algorithms: TWAP, iceberg, limit-then-market
@@ -381,6 +387,8 @@ class Engine:
             acct.ledger = Ledger(account=acct.name, currency=balance.currency, initial_balance=balance.total)
             await self.journal.write("account_opened", ts=self._ts(), account=acct.name, ledger=acct.ledger.snapshot(),
                                      data={"source": acct.venue.name, "balance": str(balance.total)})
+        for acct in self._accounts.values():  # as journaled: restored, or just opened
+            acct.marked_peak, acct.marked_day = acct.ledger.equity_peak, acct.ledger.day
         for order in self._live.values():
             self._hold(order)
         for acct in self._accounts.values():
@@ -392,10 +400,11 @@ class Engine:
                 self._set_status(order, S.UNRESOLVED, "the submit was interrupted; settling by client order id")
                 await self.journal.write("order_unresolved", ts=self._ts(), order=order)
             await self._settle(order)
-        # A cancel asked for just before the stop may never have reached the venue, and a
-        # cancelling order takes no reports of its own: send it again, so it ends either way.
+        # A cancel asked for just before the stop: a cancelling order takes no open reports, so
+        # it would stay cancelling for good. Ask the venue what came of it. Never sent again: it
+        # may have been half of a cancel-replace, or a contingent's own step.
         for order in [o for o in self._live.values() if o.status is S.CANCELLING]:
-            await self.cancel_order(order.id)
+            await self._confirm_cancel(order)
         await self._contingent.catch_up()  # contingents act on what their orders did while down
         await self.algos.restore(contents.state)  # last: their children are settled and tracked
 
@@ -700,6 +709,22 @@ class Engine:
                     await self._commit([looked_up])
         if report is not None:
             report.cancelled.extend(o.id for o in orders if o.status is S.CANCELLED)
+
+    async def _confirm_cancel(self, order: Order) -> None:
+        """Settle a cancel journaled before a restart: final if the venue ended the order, else
+        open again (with a warning kept for the console), to be cancelled again if still wanted."""
+        venue = self._accounts[order.account].venue
+        report = None
+        with suppress(VenueError):
+            report = await venue.fetch_order(order)
+        if report is not None and not report.status.is_live:
+            await self._commit([self._absorb(order, report, "order_cancelled")])
+            return
+        fills = self._absorb(order, report, "cancel_failed").fills if report is not None else []
+        why = "a cancel sent before the restart was not confirmed by the venue: the order is open"
+        self._revert_cancel(order, why)
+        await self._commit([_Applied(order, fills, "cancel_failed")])
+        self._notice("warning", f"{order.id}: {why}; cancel it again if still wanted")
 
     def _revert_cancel(self, order: Order, why: str) -> None:
         if order.status is S.CANCELLING:
@@ -1196,8 +1221,12 @@ class Engine:
         return dict(self._accounts[account or self.account].venue.markets)
 
     def events(self) -> EventStream:
-        """Subscribe to engine events from now on: ``async for event in engine.events(): ...``"""
+        """Subscribe to engine events from now on: ``async for event in engine.events(): ...``.
+        A subscriber that comes after ``start()`` first gets the notices the start said."""
         stream = EventStream(self._subscribers)
+        if self._restored.is_set():  # what the start said (a restore's warnings) comes first
+            for notice in self._start_notices:
+                stream.put(notice)
         self._subscribers.append(stream)
         return stream
 
@@ -1378,7 +1407,9 @@ class Engine:
         for a in applied:
             for fill in a.fills:
                 touched.setdefault(fill.account, set()).add(fill.symbol)
-                ledger = self._accounts[fill.account].ledger
+                acct = self._accounts[fill.account]
+                ledger = acct.ledger
+                acct.marked_peak, acct.marked_day = ledger.equity_peak, ledger.day  # journaled below
                 fill_writes.append(journal.write(
                     "fill", ts=ts, fill=fill,
                     positions=[ledger.book_snapshot(fill.symbol)], ledger=ledger.snapshot(),
@@ -1388,10 +1419,8 @@ class Engine:
             await last  # the queue commits in order: every earlier write is settled by now
         finally:
             # A batch that fails is retried write by write, so a fill can fail under an order
-            # write that succeeds: it must not pass for recorded.
+            # write that succeeds: it must not pass for recorded (raised once the rest is done).
             lost = [exc for f in fill_writes if f.done() and not f.cancelled() and (exc := f.exception()) is not None]
-        if lost:
-            raise lost[0]
         if self._subscribers:
             for a in applied:
                 self._publish(OrderUpdated(a.order.model_copy(), a.kind))
@@ -1405,6 +1434,8 @@ class Engine:
             await self._run_breakers(self._accounts[account])
         if self._contingent.active:  # last: brackets and OCO act on what is now durable (re-entry is queued)
             await self._contingent.on_applied(applied)
+        if lost:  # booked in memory, so followed up like any fill (exits, breakers), but not on disk
+            raise lost[0]
 
     async def _apply_updates(self, acct: _Account, updates: VenueUpdates) -> None:
         applied = []
@@ -1437,8 +1468,24 @@ class Engine:
                 for pos in changed:
                     self._publish(PositionChanged(pos))
                 self._publish(AccountChanged(self.account_status(acct.name)))
+            self._journal_marks(acct)
             if changed:
                 await self._run_breakers(acct)
+
+    def _journal_marks(self, acct: _Account) -> None:
+        """The equity peak and the day's starting equity move with prices, not only with fills,
+        which are what journal the ledger: journal it when the day rolls and, while the peak
+        rises, every few seconds. A restart's drawdown and daily-loss breakers then count from
+        the figures the desk had, not from a lower peak or a start of day taken after a loss."""
+        ledger, now = acct.ledger, self.clock.monotonic()
+        if acct.marked_day is None:  # the ledger's first day: nothing rolled, start of day unchanged
+            acct.marked_day = ledger.day
+        rolled = ledger.day != acct.marked_day
+        if not rolled and (ledger.equity_peak <= acct.marked_peak or now - acct.marked_at < _PEAK_JOURNAL_SECONDS):
+            return
+        acct.marked_peak, acct.marked_day, acct.marked_at = ledger.equity_peak, ledger.day, now
+        # not awaited: durable with the next commit, as a cancel's request is; the poll goes on
+        self._journal().write("ledger_marked", ts=self._ts(), account=acct.name, ledger=ledger.snapshot())
 
     async def _settle(self, order: Order) -> None:
         """Resolve an order whose submit answer was lost by asking the venue for its client id."""
@@ -1478,5 +1525,8 @@ class Engine:
             stream.put(event)
 
     def _notice(self, level: str, text: str, data: dict[str, object] | None = None) -> None:
+        notice = Notice(level, text, self.clock.now(), data or {})
+        if not self._restored.is_set():  # said while starting: a console subscribes only after
+            self._start_notices.append(notice)
         if self._subscribers:
-            self._publish(Notice(level, text, self.clock.now(), data or {}))
+            self._publish(notice)

@@ -118,3 +118,40 @@ async def test_breaker_action_is_configurable(db: Path, clock: ManualClock) -> N
         assert engine.trading_state is TradingState.REDUCING
         closing = await engine.place_market_order("BTC/USDT", "sell", D("0.5"))
         assert closing.status is OrderStatus.FILLED  # reducing orders still pass
+
+
+async def test_an_equity_peak_reached_on_marks_survives_a_crash(db: Path, clock: ManualClock) -> None:
+    """The peak moves with marks, but only fills journaled the ledger: after a crash the
+    drawdown counted from the peak of the last fill, and a 2 % fall from the real peak went by."""
+    engine = paper(db, clock, settings=settings(max_drawdown_pct=D(2)))
+    await engine.start()
+    await buy_then_mark(engine, clock, "2", "53000")  # peak ~ +3,979 on a mark, no fill since
+    peak = (await engine.get_account_status()).equity_peak
+    await engine.journal.close()  # type: ignore[union-attr]  # a crash: no clean close
+    async with paper(db, clock, settings=settings(max_drawdown_pct=D(2))) as again:
+        assert (await again.get_account_status()).equity_peak == peak
+        again.venue.market.script("BTC/USDT", ["51900"])  # type: ignore[attr-defined]  # 2.12 % below it
+        await on_clock(clock, again.tick(), again)
+        assert again.trading_state is TradingState.HALTED
+        assert "breaker drawdown" in again.trading_state_reason
+
+
+async def test_the_start_of_day_equity_survives_a_crash(db: Path, clock: ManualClock) -> None:
+    """A new day's starting equity was only journaled with the next fill: a restart rolled the
+    day again from the equity it found, and the day's losses so far no longer counted."""
+    engine = paper(db, clock, settings=settings())
+    await engine.start()
+    await buy_then_mark(engine, clock, "1", "52000")
+    clock.advance(24 * 3600)  # the next trading day (UTC)
+    await mark_only(engine, clock, "50000")  # the day rolls (from the equity at 52,000) and loses ~2,000
+    loss = (await engine.get_account_status()).daily_pnl
+    assert loss < -D(1900)
+    await engine.journal.close()  # type: ignore[union-attr]  # a crash: no clean close
+    async with paper(db, clock, settings=settings()) as again:
+        await mark_only(again, clock, "50000")
+        assert (await again.get_account_status()).daily_pnl == loss
+
+
+async def mark_only(engine: Engine, clock: ManualClock, mark: str) -> None:
+    engine.venue.market.script("BTC/USDT", [mark])  # type: ignore[attr-defined]
+    await on_clock(clock, engine.tick(), engine)

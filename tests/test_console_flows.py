@@ -877,3 +877,21 @@ async def test_quit_halt_first_that_leaves_orders_open_stays_and_shows_the_repor
         assert order.id in app.screen.report.accounts[0].remaining
         assert engine.venue.open_order_count() == 1  # type: ignore[attr-defined]
         assert "not quitting: the halt is incomplete" in log_text(app)
+
+
+async def test_a_restore_warning_reaches_the_event_log(tmp_path: Path, clock: ManualClock) -> None:
+    """Said during the engine's start, before the console subscribes: a cancel left unconfirmed
+    by a crash (the order is open again) is shown, not lost."""
+    from .test_review_regressions_3 import crash_mid_cancel
+
+    db = tmp_path / "j.sqlite"
+    order = await crash_mid_cancel(Engine.paper(db=db, seed=7, clock=clock), reaches_venue=False)
+    app = make_app(db, clock)
+    try:
+        async with app.run_test(size=(160, 45)) as pilot:
+            await settle(pilot)
+            await until(pilot, lambda: "not confirmed" in log_text(app))
+            assert order.id in log_text(app)
+            assert (await app.engine.get_order_by_id(order.id)).status is OrderStatus.OPEN
+    finally:
+        await app.engine.close()

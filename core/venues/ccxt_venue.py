@@ -340,7 +340,16 @@ class CcxtVenue:
             with suppress(VenueError):
                 raw = await self._call(self._ex.fetch_order, str(raw["id"]), order.symbol, {},
                                        what=f"the lookup of {order.id}")
-        return await self._report(order, raw)
+        return await self._created(order, raw)
+
+    async def _created(self, order: Order, raw: dict[str, Any]) -> VenueReport:
+        """The report of an order the exchange has taken. What fails after that (a read of its
+        trades) is no refusal: the order stands, and its fills are not known yet. So the submit
+        is ambiguous, settled by a lookup of the client id, as after a lost answer."""
+        try:
+            return await self._report(order, raw)
+        except VenueError as exc:
+            raise VenueTimeout(f"{self.name} took {order.id}, but reading its fills failed ({exc})") from None
 
     # -- the algo-order book: native exits and trailing stops --------------------------------------
 
@@ -708,14 +717,7 @@ class CcxtVenue:
         trades = (raw or {}).get("trades") or []
         read = not trades  # trades inside an answer may be only the latest; a trades read is all of them
         if read:
-            try:
-                trades = await self._order_trades(order, report.venue_order_id)
-            except VenueError:
-                # A failed read of trades says nothing about the order, which stands (a submit
-                # that raised here would be booked refused while it works). Claim only what is
-                # booked; the tracker's next look reads the trades again.
-                self._cover(order, report, [])
-                return []
+            trades = await self._order_trades(order, report.venue_order_id)
         await self._price_fees(order.symbol, trades)
         fills = [self._fill(order.symbol, t, report.venue_order_id) for t in trades
                  if not report.venue_order_id or str(t.get("order")) in (report.venue_order_id, "None")]
