@@ -39,12 +39,6 @@ class AlgoActions(App[None]):
 
         def log_line(self, level: str, text: str, at: object = None) -> None: ...
 
-    def show_restored_algos(self) -> None:
-        """At start-up: what the restart did to the journaled algorithms. The engine noted it
-        before the console subscribed to its events, so it is read here."""
-        for note in self.engine.algos.restart_notes:
-            self.log_line("warning", note)
-
     def on_algos_changed(self, message: m.AlgosChanged) -> None:
         with suppress(NoMatches):  # updates can still arrive while the screen is torn down
             self.q(OrdersView).upsert_algos(message.parents)

@@ -222,7 +222,6 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         restored = len(await engine.get_orders())
         self.log_line("info", f"journal {engine.db_path}: {restored} order{'' if restored == 1 else 's'} restored, "
                               f"trading {engine.trading_state.value}")
-        self.show_restored_algos()
 
     @property
     def halt_key(self) -> str:

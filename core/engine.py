@@ -1483,9 +1483,17 @@ class Engine:
         rolled = ledger.day != acct.marked_day
         if not rolled and (ledger.equity_peak <= acct.marked_peak or now - acct.marked_at < _PEAK_JOURNAL_SECONDS):
             return
+        before = acct.marked_peak, acct.marked_day, acct.marked_at
         acct.marked_peak, acct.marked_day, acct.marked_at = ledger.equity_peak, ledger.day, now
         # not awaited: durable with the next commit, as a cancel's request is; the poll goes on
-        self._journal().write("ledger_marked", ts=self._ts(), account=acct.name, ledger=ledger.snapshot())
+        written = self._journal().write("ledger_marked", ts=self._ts(), account=acct.name, ledger=ledger.snapshot())
+
+        def failed(f: asyncio.Future[None]) -> None:
+            if not f.cancelled() and f.exception() is not None:  # retrieved; the next mark writes again
+                acct.marked_peak, acct.marked_day, acct.marked_at = before
+                self._notice("error", f"the {acct.name} ledger's marks were not journaled: {f.exception()}")
+
+        written.add_done_callback(failed)
 
     async def _settle(self, order: Order) -> None:
         """Resolve an order whose submit answer was lost by asking the venue for its client id."""

@@ -7,6 +7,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 from core import Engine, ManualClock, OrderRequest, OrderStatus, TradingState
+from core.events import Notice
 from core.config import Settings
 from core.venues.sim import SimDials
 
@@ -155,3 +156,25 @@ async def test_the_start_of_day_equity_survives_a_crash(db: Path, clock: ManualC
 async def mark_only(engine: Engine, clock: ManualClock, mark: str) -> None:
     engine.venue.market.script("BTC/USDT", [mark])  # type: ignore[attr-defined]
     await on_clock(clock, engine.tick(), engine)
+
+
+async def test_marks_whose_write_failed_are_said_and_written_at_the_next_mark(db: Path, clock: ManualClock) -> None:
+    async with paper(db, clock, settings=settings()) as engine:
+        journal = engine.journal
+        assert journal is not None
+        stream, real_write, failing = engine.events(), journal.write, [1]
+
+        def write(kind: str, **kw: object) -> object:  # the first write of the marks cannot be stored
+            if kind == "ledger_marked" and failing[0]:
+                failing[0] = 0
+                return real_write("ledger_marked\udc80", **kw)  # type: ignore[arg-type]
+            return real_write(kind, **kw)  # type: ignore[arg-type]
+
+        journal.write = write  # type: ignore[method-assign]
+        await buy_then_mark(engine, clock, "1", "52000")  # the peak rises: its write fails
+        await journal.flush()
+        assert any(isinstance(e, Notice) and "not journaled" in e.text for e in stream.drain())
+        assert "ledger_marked" not in [e["kind"] for e in await journal.events()]
+        await mark_only(engine, clock, "52000")  # the same peak: written this time
+        await journal.flush()
+        assert [e["kind"] for e in await journal.events()].count("ledger_marked") == 1
