@@ -67,9 +67,10 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
         Binding("f8", "flatten_all", "Flatten all", id="flatten_all"),
         Binding("f7", "resume", "Resume", id="resume"),
-        Binding("f2", "focus_entry", "Entry", id="focus_entry"),
-        Binding("f3", "focus_orders", "Orders", id="focus_orders"),
-        Binding("f4", "focus_positions", "Positions", id="focus_positions"),
+        # priority: the focus moves before the keys typed behind these are routed (see OrderEntry)
+        Binding("f2", "focus_entry", "Entry", priority=True, id="focus_entry"),
+        Binding("f3", "focus_orders", "Orders", priority=True, id="focus_orders"),
+        Binding("f4", "focus_positions", "Positions", priority=True, id="focus_positions"),
         Binding("f5", "stats", "Stats", id="stats", show=False),
         Binding("f6", "new_algo", "Algo", id="new_algo"),
         Binding("ctrl+r", "reconcile_view", "Reconcile", id="reconcile", show=False),
@@ -528,14 +529,16 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.push_screen(ConfirmScreen(f"Resume trading? It is {self.engine.trading_state.value}: "
                                        f"{self.engine.trading_state_reason}"), confirmed)
 
+    # set_focus, not Widget.focus(): that one is queued behind keys already read, which would
+    # still go to the field the trader is leaving
     def action_focus_entry(self) -> None:
-        self.q(OrderEntry).query_one("#in-amount").focus()
+        self.main_screen.set_focus(self.q(OrderEntry).query_one("#in-amount"))
 
     def action_focus_orders(self) -> None:
-        self.q(OrdersView).focus()
+        self.main_screen.set_focus(self.q(OrdersView))
 
     def action_focus_positions(self) -> None:
-        self.q(PositionsTable).focus()
+        self.main_screen.set_focus(self.q(PositionsTable))
 
     def action_stats(self) -> None:
         from widgets.stats_screen import StatsScreen  # imported on first use: start-up stays fast

@@ -75,9 +75,14 @@ class Draft:
 
 
 class OrderEntry(Vertical):
+    # Priority: the app moves the focus as it reads the key, before it routes the keys typed
+    # behind it. A widget binding runs only once the key has reached the field, after keys that
+    # arrived in the same read (fast typing, a slow link) were already routed to the old field.
     BINDINGS = [
-        Binding("down", "app.focus_next", "Next field", show=False, id="entry.next"),
-        Binding("up", "app.focus_previous", "Previous field", show=False, id="entry.previous"),
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="entry.tab"),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True, id="entry.back_tab"),
+        Binding("down", "app.focus_next", "Next field", show=False, priority=True, id="entry.next"),
+        Binding("up", "app.focus_previous", "Previous field", show=False, priority=True, id="entry.previous"),
     ]
     DEFAULT_CSS = """
     OrderEntry { height: auto; }
