@@ -11,7 +11,8 @@ Durability: every link change is a journal event ("bracket_created", "oco_linked
 "trailing_created", "leg_placed", "trailing_moved", "contingent_done", ...) written together with
 the contingent's JSON under ``contingent:<id>`` in the journal's state table. A leg is journaled
 before it is sent (the contingent's tag names it), so a restart links every order and then
-catches up on what happened while down.
+catches up on what happened while down. So is each cancel the manager sends ("leg_cancelling"):
+a restart that books it tells it from the trader's, which ends an OCO.
 
 How it reacts: the engine calls ``on_applied`` after committing venue updates and ``on_prices``
 after each poll. The contingents concerned are marked and each is *stepped*: its orders are
@@ -96,6 +97,9 @@ class Contingent(BaseModel):
     done: str | None = None  # why it ended; None while active
     native: bool = False  # kept by the exchange (see the module docstring); the core keeps the link
     overfill: Dec = ZERO  # exits beyond what they protect, already reported
+    # orders this manager cancels, journaled before the cancel is sent: a restart that finds one
+    # cancelled knows it was not the trader's doing (an OCO goes on with the rest, not ends)
+    cancelled: list[str] = Field(default_factory=list)
     # trailing stop only
     trail_amount: Dec | None = None
     trail_percent: Dec | None = None
@@ -147,7 +151,6 @@ class ContingentManager:
         # tick (a 502 passes), never in a loop within one drain
         self._stuck: dict[tuple[str, str], tuple[float, float]] = {}
         self._replacing: set[str] = set()  # contingents waiting on an unconfirmed replacement: looked at each poll
-        self._cancelled: set[str] = set()  # orders this manager cancelled (to name what ended an OCO)
         self._lock = asyncio.Lock()
         self._busy = False
         self._last_id = 0
@@ -649,7 +652,7 @@ class ContingentManager:
         exited = sum((o.filled for o in self._all(c, _EXIT_ROLES)), ZERO)
         await self._report_overfill(c, exited - entry.filled)
         open_qty = max(entry.filled - exited, ZERO)
-        if exited > 0 and self._cancellable(entry) and await self._cancel(entry):
+        if exited > 0 and self._cancellable(entry) and await self._cancel(c, entry):
             return True  # an exit leg has traded: the position is being closed, so no more entry fills
         for role in _EXIT_ROLES:
             if role in c.legs and await self._keep_sized(c, role, open_qty):
@@ -738,7 +741,7 @@ class ContingentManager:
         await self._report_overfill(c, filled - c.amount)
         # one order that ended without trading (cancelled, expired, refused) cancels the other
         ended = next((o for r in c.legs if (o := self._current(c, r)) is not None and o.is_final and o.filled == 0
-                      and o.id not in self._cancelled), None)
+                      and o.id not in c.cancelled), None)
         target = ZERO if ended is not None else max(c.amount - filled, ZERO)
         for role in c.legs:
             if await self._keep_sized(c, role, target):
@@ -804,7 +807,7 @@ class ContingentManager:
                 return False  # the venue may not have the replacement: the old one keeps protecting meanwhile
             for old in older:
                 if self._cancellable(old):
-                    return await self._cancel(old)
+                    return await self._cancel(c, old)
         if leg.dropped is not None:
             return False
         if order is None:
@@ -814,8 +817,12 @@ class ContingentManager:
             return False
         if order.status in _WAITING:
             return False
+        if order.id in c.cancelled and not order.is_final:
+            # its cancel did not take (a restart found it working): a later end is not this manager's doing
+            c.cancelled.remove(order.id)
+            await self._write(c, "leg_cancel_failed", {"order_id": order.id})
         if order.is_final:
-            if target > 0 and (order.status is S.FILLED or order.id in self._cancelled):
+            if target > 0 and (order.status is S.FILLED or order.id in c.cancelled):
                 # filled or cancelled here, and the entry filled more since: the leg covers that too
                 await self._place_leg(c, role, target, triggered=order.status is S.FILLED and role == "stop_loss")
                 return True
@@ -828,7 +835,7 @@ class ContingentManager:
                 return True
             return False
         if target <= 0:
-            return await self._cancel(order)
+            return await self._cancel(c, order)
         if order.remaining != target:
             return await self._resize(c, role, order, target)
         return False
@@ -891,7 +898,7 @@ class ContingentManager:
         if not c.legs[role].reduce_only:
             # a plain order is not capped by the position (both could fill): the old one goes
             # first, the next step places the rest
-            return await self._cancel(order)
+            return await self._cancel(c, order)
         # No amend: the replacement first (reduce-only, so the venue caps the overlap), then the
         # old one goes as a replaced order once the new one is working.
         placed = await self._place_leg(c, role, target)
@@ -911,19 +918,23 @@ class ContingentManager:
                                       f"{refused.status.value}; {back.id} keeps working")
         return True
 
-    async def _cancel(self, order: Order) -> bool:
+    async def _cancel(self, c: Contingent, order: Order) -> bool:
         key = (order.id, "cancel")
         if self._blocked(key):
             return False
         e = self._engine
-        self._cancelled.add(order.id)
+        # write-ahead: the cancel may reach the venue and the process die before its answer
+        if order.id not in c.cancelled:
+            c.cancelled.append(order.id)
+        await self._write(c, "leg_cancelling", {"order_id": order.id})
         try:
             after = await e.cancel_order(order.id)
         except EngineError as exc:
             after = None
             e._notice("error", f"cancel of {order.id} failed: {exc}")
         if after is None or after.status.is_live and after.status is not S.CANCELLING:
-            self._cancelled.discard(order.id)  # still working: a later end is not this manager's doing
+            c.cancelled.remove(order.id)  # still working: a later end is not this manager's doing
+            await self._write(c, "leg_cancel_failed", {"order_id": order.id})
             self._failed(key)
         else:
             self._stuck.pop(key, None)
