@@ -598,7 +598,7 @@ class Engine:
             report = None
             if exc.transient:
                 with suppress(VenueError):
-                    report = await venue.fetch_order(order)
+                    report = await self._look_up_cancelled(order)
             if report is None or report.status.is_live:
                 # a fill the lookup found is journaled with the rest (booked in memory already)
                 fills = self._absorb(order, report, "cancel_failed").fills if report is not None else []
@@ -697,7 +697,7 @@ class Engine:
         for o in orders:
             if o.status is S.CANCELLING:
                 try:
-                    r = await call(lambda o=o: venue.fetch_order(o))
+                    r = await call(lambda o=o: self._look_up_cancelled(o))
                 except VenueError as exc:
                     self._revert_cancel(o, f"cancel not confirmed: {exc}")
                     await self._commit([_Applied(o, [], "cancel_failed")])
@@ -713,10 +713,9 @@ class Engine:
     async def _confirm_cancel(self, order: Order) -> None:
         """Settle a cancel journaled before a restart: final if the venue ended the order, else
         open again (with a warning kept for the console), to be cancelled again if still wanted."""
-        venue = self._accounts[order.account].venue
         report = None
         with suppress(VenueError):
-            report = await venue.fetch_order(order)
+            report = await self._look_up_cancelled(order)
         if report is not None and not report.status.is_live:
             await self._commit([self._absorb(order, report, "order_cancelled")])
             return
@@ -725,6 +724,22 @@ class Engine:
         self._revert_cancel(order, why)
         await self._commit([_Applied(order, fills, "cancel_failed")])
         self._notice("warning", f"{order.id}: {why}; cancel it again if still wanted")
+
+    async def _look_up_cancelled(self, order: Order) -> VenueReport | None:
+        """The venue's lookup of an order whose cancel was sent (None: unknown; VenueError: it
+        could not be asked). An order the venue acked and no longer knows at all (OKX forgets
+        cancelled unfilled orders after about two hours) works nowhere: left open it would hold
+        its margin for good and fail every cancel. Its end is the fills its trades show,
+        cancelled for the rest; None where the venue cannot read them (kept open then)."""
+        venue = self._accounts[order.account].venue
+        report = await venue.fetch_order(order)
+        if report is None and order.venue_order_id is not None:
+            report = await venue.fetch_forgotten(order)
+            if report is not None:
+                self._notice("warning", f"{order.id}: {venue.name} no longer knows the order, so it is not working "
+                                        f"there: booked {report.status.value} with the {len(report.fills)} fill(s) "
+                                        f"its trades show")
+        return report
 
     def _revert_cancel(self, order: Order, why: str) -> None:
         if order.status is S.CANCELLING:
@@ -1518,7 +1533,7 @@ class Engine:
 
     async def _lookup_after_missing(self, order: Order, why: str) -> VenueReport | None:
         try:
-            report = await self._accounts[order.account].venue.fetch_order(order)
+            report = await self._look_up_cancelled(order)
         except VenueError as exc:  # unknown either way: keep it live, the tracker settles it
             report, why = None, f"{why}; lookup failed: {exc}"
         if report is None:

@@ -177,9 +177,10 @@ class CcxtVenue:
         for o in orders:
             if self._held_before(o):
                 # not sent when the journal last heard of it, but maybe just before a crash:
-                # looked up by client order id before it may fire (or answer a lookup)
+                # looked up by client order id before it may fire (or answer a lookup). One
+                # journaled cancelling had its cancel here: its lookup completes it (fetch_order)
                 o.emulated = True
-                self._held.hold(o, verified=False)
+                self._held.hold(o, verified=False, cancel_journaled=o.status is OrderStatus.CANCELLING)
                 continue
             if o.status.is_live:
                 self._tracked[o.client_order_id] = o
@@ -630,6 +631,17 @@ class CcxtVenue:
 
     async def fetch_order(self, order: Order) -> VenueReport | None:
         held = self._held.get(order.client_order_id)
+        if held is not None and held.cancel_journaled and order.status is OrderStatus.CANCELLING:
+            # Cancelled here just before a crash, its answer lost: nothing of it is at the exchange
+            # unless it fired then, so the cancel is completed here, with the proof a cancel of a
+            # restored held order takes (``_cancel_held``). Once: a failure leaves it to the engine.
+            held.cancel_journaled = False
+            cancelled = await self._cancel_held(held)
+            if cancelled is not None:
+                if order.client_order_id not in self._tracked:  # not at the exchange: cancelled here
+                    cancelled.error = "its cancel, journaled before a restart, completed where it was held"
+                return cancelled
+            held = None  # found at the exchange: followed there from now on
         if held is not None:  # emulated, not triggered: the answer is ours
             found = None if held.verified else await self._lookup_held(held)
             return found or self._held_answer(order, OrderStatus.OPEN)
@@ -641,6 +653,25 @@ class CcxtVenue:
         except OrderNotFound:
             return None
         return await self._report(order, raw)
+
+    async def fetch_forgotten(self, order: Order) -> VenueReport | None:
+        """The end of an order the exchange acked and no longer knows at all (OKX drops cancelled
+        unfilled orders from its lookups after about two hours): not working there. Its trades,
+        read by its order id, outlive it: filled as far as they show, cancelled for the rest.
+        None where they cannot be read so: an algo order (its fills are those of the order it
+        placed), an exchange with no trades read."""
+        oid = order.venue_order_id
+        if not oid or is_algo(order.client_order_id) or not self._reads_trades(oid):
+            return None
+        trades = await self._order_trades(order, oid)
+        await self._price_fees(order.symbol, trades)
+        fills = [self._fill(order.symbol, t, oid) for t in trades if str(t.get("order")) in (oid, "None")]
+        filled = sum((f.amount for f in fills), Decimal(0))
+        self._unsettled.discard(order.client_order_id)  # nothing more to read of it
+        return VenueReport(client_order_id=order.client_order_id,
+                           status=OrderStatus.FILLED if filled >= order.amount else OrderStatus.CANCELLED,
+                           venue_order_id=oid, filled=filled, fills=fills, symbol=order.symbol,
+                           error=f"{self.name} no longer knows the order")
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueReport]:
         """Open orders; where the venue keeps orders in the algo book, its open algo orders too

@@ -59,6 +59,7 @@ class Held:
     order: Order  # the engine's own order: its status (e.g. cancelling) is read, never written
     verified: bool = True  # False after a restart: it may have been sent just before the crash
     not_found_at: float | None = None  # when a lookup first did not find it (monotonic seconds)
+    cancel_journaled: bool = False  # restored cancelling: its (local) cancel's answer died with a crash
 
 
 class TriggerBook:
@@ -73,8 +74,8 @@ class TriggerBook:
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, order: Order, *, verified: bool = True) -> None:
-        self._held[order.client_order_id] = Held(order, verified)
+    def hold(self, order: Order, *, verified: bool = True, cancel_journaled: bool = False) -> None:
+        self._held[order.client_order_id] = Held(order, verified, cancel_journaled=cancel_journaled)
 
     def put_back(self, held: Held) -> None:
         """Hold again what was taken out for a request that failed (a cancel-all)."""

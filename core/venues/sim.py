@@ -259,6 +259,9 @@ class SimVenue:
         so = self._orders.get(order.client_order_id)
         return so.report() if so else None
 
+    async def fetch_forgotten(self, order: Order) -> VenueReport | None:
+        return None  # the sim forgets no order it acked (a restart restores them)
+
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueReport]:
         await self._request()
         return [

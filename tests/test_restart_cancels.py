@@ -1,0 +1,211 @@
+"""Cancels whose end the venue cannot confirm: an acked order the exchange no longer knows at all
+(OKX drops cancelled unfilled orders from its lookups after about two hours), at a restart and
+at cancel time, and a stop held by the ccxt venue whose cancel was journaled just before a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import Engine, Order, OrderRequest, OrderStatus
+from core.events import Notice
+
+from .conftest import on_clock
+from .loopback.binance import DEFAULT_MARKETS, LoopbackBinance, make_ccxt_binance
+from .loopback.common import CcxtRequests
+from .loopback.okx import LoopbackOkx, OkxError
+from .test_ccxt_stops import ORDER, PLAIN_TYPES, trigger
+from .test_ccxt_stops import live as binance_live
+from .test_ccxt_stops import tick as binance_tick
+from .test_loopback_okx import BTC, limit
+from .test_loopback_okx import live as okx_live
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+async def okx() -> AsyncIterator[LoopbackOkx]:
+    async with LoopbackOkx() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def plain() -> AsyncIterator[LoopbackBinance]:
+    """A Binance whose markets take no trigger orders: CcxtVenue holds stops itself."""
+    markets = [dataclasses.replace(m, order_types=PLAIN_TYPES) for m in DEFAULT_MARKETS]
+    async with LoopbackBinance(markets=markets) as srv:
+        yield srv
+
+
+async def crash_mid_cancel(engine: Engine, request: OrderRequest, *, reaches_venue: bool,
+                           before: Callable[[Order], None] | None = None) -> Order:
+    """Place an order, then crash while its cancel is in flight (journaled as cancelling): the
+    venue either took the cancel (its answer lost) or never heard of it. ``before(order)`` runs
+    once the order is placed, before the cancel."""
+    await engine.start()
+    order = await engine.place_order(request)
+    assert order.status is OrderStatus.OPEN, order.error
+    if before is not None:
+        before(order)
+    reached, real_cancel = asyncio.Event(), engine.venue.cancel
+
+    async def answer_lost(o: Any) -> Any:
+        if reaches_venue:
+            await real_cancel(o)
+        reached.set()
+        await asyncio.Event().wait()
+
+    engine.venue.cancel = answer_lost  # type: ignore[method-assign]
+    cancelling = asyncio.ensure_future(engine.cancel_order(order.id))
+    await reached.wait()
+    await engine.journal.close()  # type: ignore[union-attr]  # a crash: the answer never comes
+    cancelling.cancel()
+    await engine.venue.close()
+    return order
+
+
+def forget(okx: LoopbackOkx, order: Order) -> None:
+    """OKX drops the order from its lookups (its trades stay readable)."""
+    assert order.venue_order_id is not None
+    del okx.orders[order.venue_order_id]
+
+
+def said(engine: Engine, *words: str) -> list[str]:
+    return [e.text for e in engine.events().drain() if isinstance(e, Notice) and all(w in e.text for w in words)]
+
+
+def reserved(engine: Engine) -> D:
+    """Margin held by open orders: what the account's used margin counts beyond its positions'."""
+    return engine.account_status().used_margin - engine.ledger.status().used_margin
+
+
+@pytest.mark.parametrize("unbooked", [None, "0.004"], ids=["unfilled", "fill-unbooked"])
+async def test_a_cancelling_order_the_exchange_no_longer_knows_ends_cancelled_at_restart(
+        okx: LoopbackOkx, db: Path, unbooked: str | None) -> None:
+    """The cancel reached OKX before the crash; by the restart OKX has forgotten the order. Its
+    lookup finding nothing once brought it back open for good: every later cancel failed ("does
+    not know the order") and its margin stayed held. It works nowhere: it ends cancelled, with
+    any fill the exchange's trades show and the engine never booked, and the desk is told."""
+
+    def match(order: Order) -> None:  # a fill the engine does not hear of before the crash
+        if unbooked is not None:
+            okx.fill(okx.order_by_client_id(order.client_order_id), unbooked)  # type: ignore[arg-type]
+
+    order = await crash_mid_cancel(okx_live(okx, db), limit("49000"), reaches_venue=True, before=match)
+    assert okx.order_by_client_id(order.client_order_id).state == "canceled"  # type: ignore[union-attr]
+    forget(okx, order)
+    async with okx_live(okx, db) as again:
+        got = await again.get_order_by_id(order.id)
+        assert got is not None and got.status is OrderStatus.CANCELLED, (got.status, got.error)
+        assert got.filled == D(unbooked or 0)
+        assert not await again.get_active_orders()
+        assert reserved(again) == 0  # its margin is released
+        assert said(again, order.id, "no longer knows", f"{1 if unbooked else 0} fill(s)")
+        positions = {p.symbol: p.size for p in await again.get_positions()}
+        if unbooked:
+            assert D("0.0039") < positions[BTC] <= D(unbooked)  # less the fee taken in BTC
+        else:
+            assert not positions.get(BTC)
+        assert (await again.cancel_order(order.id)).status is OrderStatus.CANCELLED  # final: a no-op
+
+
+@pytest.mark.parametrize("failing", ["trade/order", "trade/fills"], ids=["lookup", "trades-read"])
+async def test_a_cancelling_order_the_venue_could_not_be_asked_about_is_open_again_at_restart(
+        okx: LoopbackOkx, db: Path, failing: str) -> None:
+    """Not knowing is not "not known": when the lookup, or the read of the forgotten order's
+    trades, fails, the order comes back open with the warning, as before."""
+    order = await crash_mid_cancel(okx_live(okx, db), limit("49000"), reaches_venue=True)
+    forget(okx, order)
+    paths = [failing] if failing == "trade/order" else ["trade/fills", "trade/fills-history"]
+    kept = {p: okx._routes[("GET", "/api/v5/" + p)] for p in paths}
+
+    def refused(params: Any) -> Any:
+        raise OkxError("50012", "Account status invalid")
+
+    for p, (_, auth) in kept.items():
+        okx._routes[("GET", "/api/v5/" + p)] = (refused, auth)
+    async with okx_live(okx, db) as again:
+        got = await again.get_order_by_id(order.id)
+        assert got is not None and got.status is OrderStatus.OPEN, (got.status, got.error)
+        assert said(again, order.id, "not confirmed")
+        assert reserved(again) == D(490)
+        for p, route in kept.items():
+            okx._routes[("GET", "/api/v5/" + p)] = route
+        # once it can be asked, a cancel ends it (the venue's "does not know" answered by the lookup)
+        assert (await again.cancel_order(order.id)).status is OrderStatus.CANCELLED
+        assert reserved(again) == 0
+
+
+async def test_a_cancel_of_an_order_the_exchange_no_longer_knows_ends_it(okx: LoopbackOkx, db: Path) -> None:
+    """The same at cancel time: OKX ended the order and forgot it while the engine had it open.
+    The cancel ("does not know the order") used to leave it open, failing each time."""
+    async with okx_live(okx, db) as engine:
+        order = await engine.place_order(limit("49000"))
+        at_okx = okx.order_by_client_id(order.client_order_id)
+        assert at_okx is not None and order.venue_order_id == at_okx.ord_id
+        okx._close(at_okx, "canceled")
+        forget(okx, order)
+        cancelled = await engine.cancel_order(order.id)
+        assert cancelled.status is OrderStatus.CANCELLED, (cancelled.status, cancelled.error)
+        assert not await engine.get_active_orders() and reserved(engine) == 0
+
+
+async def test_a_halt_ends_an_order_the_exchange_no_longer_knows(okx: LoopbackOkx, db: Path,
+                                                                  ccxt_requests: CcxtRequests) -> None:
+    """The halt's cancels, one by one on OKX: the lookup after a "does not know" found nothing
+    and left the order cancelling, so the halt could never prove the book empty."""
+    async with okx_live(okx, db) as engine:
+        order = await engine.place_order(limit("49000"))
+        at_okx = okx.order_by_client_id(order.client_order_id)
+        okx._close(at_okx, "canceled")  # type: ignore[arg-type]
+        forget(okx, order)
+        report = await on_clock(engine.clock, engine.halt_trading("end of day"), engine,  # type: ignore[arg-type]
+                                settle=ccxt_requests.settle)
+        assert report.clean and report.accounts[0].cancelled == [order.id], report.summary()
+        assert (await engine.get_order_by_id(order.id)).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_a_held_stop_whose_cancel_was_journaled_before_a_crash_is_cancelled_and_never_fires(
+        plain: LoopbackBinance, db: Path) -> None:
+    """The stop CcxtVenue holds (nothing at the exchange) was being cancelled when the process
+    died. It came back open (with the warning) and fired when the price crossed it: the journaled
+    cancel is completed where the stop is held."""
+    order = await crash_mid_cancel(binance_live(plain, db), trigger("stop", "sell", "49000"), reaches_venue=False)
+    assert order.emulated and plain.count(*ORDER) == 0
+    async with binance_live(plain, db) as again:
+        got = await again.get_order_by_id(order.id)
+        assert got is not None and got.status is OrderStatus.CANCELLED, (got.status, got.error)
+        assert "journaled before a restart" in (got.error or "")
+        assert not await again.get_active_orders()
+        plain.set_price("BTCUSDT", "48000")  # through the stop
+        for _ in range(3):  # past the two lookups, 2 s apart, that let a restored held stop fire
+            await binance_tick(again)
+        assert plain.count(*ORDER) == 0 and plain.orders == {}  # never sent
+        assert (await again.get_order_by_id(order.id)).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_a_held_stop_sent_just_before_the_crash_is_followed_at_the_exchange(
+        plain: LoopbackBinance, db: Path) -> None:
+    """The held stop may have fired and been sent just before the crash, unjournaled: then it is
+    not cancelled locally, its lookup by client order id finds it and its fills are booked."""
+
+    async def sent_unjournaled(order: Order) -> None:
+        other = make_ccxt_binance(plain)
+        try:
+            await other.load_markets()
+            await other.create_order("BTC/USDT", "market", "sell", 0.01, None, {"clientOrderId": order.client_order_id})
+        finally:
+            await other.close()
+
+    order = await crash_mid_cancel(binance_live(plain, db), trigger("stop", "sell", "49000"), reaches_venue=False)
+    await sent_unjournaled(order)
+    async with binance_live(plain, db) as again:
+        got = await again.get_order_by_id(order.id)
+        assert got is not None and got.status is OrderStatus.FILLED and got.filled == D("0.01"), (got.status, got.error)
+        assert plain.count(*ORDER) == 1  # only the send before the crash
