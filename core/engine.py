@@ -17,7 +17,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -66,6 +66,10 @@ S = OrderStatus
 _AVG_PLACES = Decimal("1e-10")
 _PENDING = (S.NEW, S.SUBMITTING, S.UNRESOLVED)
 _HISTORY = 600  # recent prices kept per symbol (signal volatility and trend)
+# An acked order its venue no longer knows is taken as ended only when acked this long ago:
+# exchanges forget ended orders after hours (OKX: ~2 h), while a lookup of a young order can miss
+# it for a moment (eventual consistency), and booking a working order ended would orphan it.
+FORGOTTEN_AFTER = timedelta(minutes=10)
 _PEAK_JOURNAL_SECONDS = 5.0  # a rising equity peak is journaled at most this often between fills
 
 # The journal kind recorded when a venue answer leaves an order in this status.
@@ -730,10 +734,12 @@ class Engine:
         could not be asked). An order the venue acked and no longer knows at all (OKX forgets
         cancelled unfilled orders after about two hours) works nowhere: left open it would hold
         its margin for good and fail every cancel. Its end is the fills its trades show,
-        cancelled for the rest; None where the venue cannot read them (kept open then)."""
+        cancelled for the rest; None where the venue cannot read them, or the order is younger
+        than ``FORGOTTEN_AFTER`` (kept open then)."""
         venue = self._accounts[order.account].venue
         report = await venue.fetch_order(order)
-        if report is None and order.venue_order_id is not None:
+        if (report is None and order.venue_order_id is not None and order.acked_at is not None
+                and self.clock.now() - order.acked_at >= FORGOTTEN_AFTER):
             report = await venue.fetch_forgotten(order)
             if report is not None:
                 self._notice("warning", f"{order.id}: {venue.name} no longer knows the order, so it is not working "
