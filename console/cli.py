@@ -171,6 +171,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"tradedesk: {exc}")
     if args.live and args.venue == "sim":
         sys.exit("tradedesk: --live needs a real exchange: add --venue <ccxt id> (e.g. binance)")
+    if args.venue != "sim":  # a typo is said first, before keys are asked for (ccxt is needed anyway)
+        from core.errors import TradedeskError
+        from core.venues.ccxt_venue import exchange_class
+
+        try:
+            exchange_class(args.venue)
+        except TradedeskError as exc:
+            sys.exit(f"tradedesk: {exc}")
 
     from platformdirs import user_cache_path
 

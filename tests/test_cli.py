@@ -38,7 +38,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--paper", "--live"], "not allowed with argument"),
         (["--live"], "--live needs a real exchange: add --venue <ccxt id>"),
-        (["--venue", "nosuchexchange", "--db", "/no/such/folder/j.sqlite"], "folder /no/such/folder does not exist"),
+        (["--venue", "binance", "--db", "/no/such/folder/j.sqlite"], "folder /no/such/folder does not exist"),
+        # a typo in the exchange id: said before keys are asked for or anything starts
+        (["--venue", "binanse"], "unknown exchange 'binanse': not a ccxt exchange id (did you mean binance"),
+        (["--live", "--venue", "okxx"], "unknown exchange 'okxx': not a ccxt exchange id (did you mean okx?)"),
+        (["--venue", "nosuchexchange"], "not a ccxt exchange id (ccxt's ids are lower case"),
         (["--db", "/no/such/folder/j.sqlite"], "folder /no/such/folder does not exist"),
     ],
 )
@@ -46,6 +50,18 @@ def test_bad_flags_are_one_line(argv: list[str], expected: str, capsys: pytest.C
     text = run(argv, capsys)
     assert expected in text
     assert "Traceback" not in text and len(text.splitlines()) == 1
+
+
+async def test_an_unknown_exchange_is_refused_at_start_in_one_line(tmp_path: Path) -> None:
+    """Not only from the command line: a script's or a config file's exchange id is checked when
+    the engine starts, before anything is sent (it was an AttributeError from deep in ccxt)."""
+    from core import Engine
+    from core.errors import TradedeskError
+
+    engine = Engine.paper(db=tmp_path / "j.sqlite", exchange="binanse")
+    with pytest.raises(TradedeskError, match=r"unknown exchange 'binanse': not a ccxt exchange id \(did you mean binance"):
+        await engine.start()
+    await engine.close()
 
 
 def test_bad_config_names_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ venue of this kind is created (it costs ~0.5 s).
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -82,6 +83,19 @@ class CcxtCredentials:
         return f"CcxtCredentials(api_key={'set' if self.api_key else None}, secret={'set' if self.secret else None})"
 
 
+
+def exchange_class(name: str) -> Any:
+    """ccxt's async class for an exchange id, or a refusal that names the nearest ids (a typo in
+    ``--venue`` or a config file is said in one line, before anything is sent)."""
+    import ccxt.async_support as ccxt_async  # lazily: only a real exchange pays for it
+
+    if name in ccxt_async.exchanges:
+        return getattr(ccxt_async, name)
+    near = difflib.get_close_matches(name.lower(), ccxt_async.exchanges, n=3, cutoff=0.75)
+    hint = f"did you mean {', '.join(near)}?" if near else "ccxt's ids are lower case, e.g. binance, okx, bybit"
+    raise OrderRejected(f"unknown exchange {name!r}: not a ccxt exchange id ({hint})")
+
+
 class CcxtVenue:
     can_amend = False  # cancel-replace: amend semantics differ too much between exchanges
     lookup_is_definitive = False  # an order may not be visible yet right after a lost answer
@@ -135,10 +149,7 @@ class CcxtVenue:
         import ccxt.async_support as ccxt_async  # lazily: only a real exchange pays for it
 
         self._ccxt = ccxt_async
-        try:
-            cls = getattr(ccxt_async, self.name)
-        except AttributeError:
-            raise OrderRejected(f"unknown exchange {self.name!r}: not a ccxt exchange id") from None
+        cls = exchange_class(self.name)
         # The halt proves the book empty by reading every open order, not one symbol at a time.
         options = {"warnOnFetchOpenOrdersWithoutSymbol": False, **self._options}
         config: dict[str, Any] = {"enableRateLimit": True, "timeout": self._timeout_ms, "options": options, **self._config}

@@ -30,12 +30,10 @@ class LivePriceMarket(SimMarket):
         self._spread: dict[str, Decimal] = {}
 
     async def connect(self) -> None:
-        import ccxt.async_support as ccxt_async  # lazily, as for the live venue
+        from core.venues.ccxt_venue import exchange_class, point_at, precision_step
 
-        from core.venues.ccxt_venue import point_at, precision_step
-
-        ex = getattr(ccxt_async, self.exchange_id)({"enableRateLimit": True, "timeout": self._timeout_ms,
-                                                     "options": dict(self._options)})
+        ex = exchange_class(self.exchange_id)({"enableRateLimit": True, "timeout": self._timeout_ms,
+                                               "options": dict(self._options)})
         if self._api_url:
             point_at(ex, self._api_url)
         self._ex = ex
