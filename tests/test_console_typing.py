@@ -88,3 +88,20 @@ async def test_pane_key_in_a_burst_takes_the_keys_behind_it_along(app: Tradedesk
         burst(pilot, "f3")
         await settle(pilot)
         assert isinstance(app.focused, OrdersView)
+
+
+async def test_entering_a_field_selects_it_so_typing_replaces_what_it_held(app: TradedeskApp) -> None:
+    """As on an order ticket: "s" in Side replaces "buy", and after F2 a new amount replaces the
+    last one. Typed after them, both were invalid ("buys", "0.010.02")."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"0.01", "tab", "tab", *"50900", "enter")
+        await settle(pilot)
+        await pilot.press("f2", *"0.02", "shift+tab", "shift+tab", "shift+tab", "s", "f2")  # amount, TIF, type, side
+        await settle(pilot)
+        assert (field(app, "amount"), field(app, "side"), field(app, "price")) == ("0.02", "s", "50900")
+        await pilot.press("tab", "tab", *"51100", "enter")
+        await settle(pilot)
+        orders = sorted(await app.engine.get_active_orders(), key=lambda o: o.created_at)
+        assert [(o.side.value, str(o.amount), str(o.price)) for o in orders] == [
+            ("buy", "0.01", "50900"), ("sell", "0.02", "51100")], entry_errors(app)

@@ -109,8 +109,8 @@ class AlgoScreen(ModalScreen[ParentOrder | None]):
         suggest = {"symbol": self.symbols, "side": ["buy", "sell"], "child_type": ["market", "limit"]}.get(field)
         yield Label(label, id=f"label-{_input_id(kind, field)}")
         value = {**_DEFAULTS, **self.defaults}.get(field, "")
-        # validate_on=(): this dialog marks fields itself
-        yield Input(value, placeholder=placeholder, id=_input_id(kind, field), select_on_focus=False, validate_on=(),
+        # validate_on=(): this dialog marks fields itself; entering a field selects its text (as the entry)
+        yield Input(value, placeholder=placeholder, id=_input_id(kind, field), validate_on=(),
                     suggester=SuggestFromList(suggest, case_sensitive=False) if suggest else None)
 
     def on_mount(self) -> None:

@@ -129,16 +129,18 @@ class OrderEntry(Vertical):
         with Grid():
             for field, (label, placeholder) in FIELDS.items():
                 classes = "-trailing-only" if field in TRAILING_FIELDS else ""
-                # validate_on=(): this form marks fields itself; Input's own checks would unmark them
+                # validate_on=(): this form marks fields itself; Input's own checks would unmark them.
+                # Entering a field selects its text, as on an order ticket: "s" in Side replaces
+                # "buy", a new amount replaces the last one (typed after it, both were invalid).
                 cells = (Label(label, id=f"label-{field}", classes=classes),
                          Input(defaults.get(field, ""), placeholder=placeholder, id=f"in-{field}",
-                               suggester=suggest.get(field), select_on_focus=False, validate_on=(), classes=classes))
+                               suggester=suggest.get(field), validate_on=(), classes=classes))
                 for cell in cells:
                     cell.display = not classes  # the trailing row shows once the type is trailing
                     yield cell
             if len(self._accounts) > 1:  # several accounts: say which one the order goes to
                 yield Label("Acct", id="label-account")
-                yield Input(self._accounts[0], id="in-account", select_on_focus=False, validate_on=(),
+                yield Input(self._accounts[0], id="in-account", validate_on=(),
                             suggester=SuggestFromList(self._accounts, case_sensitive=False))
                 yield Label("")
                 yield Label("")
