@@ -59,6 +59,8 @@ W = TypeVar("W", bound=Widget)
 _START_HEAD_START = 0.3  # seconds of start before saying what it waits for (> the journal's 0.2 s lock wait)
 
 
+_PANE_FOCUS = frozenset({"focus_entry", "focus_orders", "focus_positions"})
+
 class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms' and reconciliation's handlers
     TITLE = "tradedesk"
     CSS_PATH = [STYLES / "app.tcss", STYLES / "panes.tcss", STYLES / "dialogs.tcss", STYLES / "stats.tcss"]
@@ -67,7 +69,11 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
         Binding("f8", "flatten_all", "Flatten all", id="flatten_all"),
         Binding("f7", "resume", "Resume", id="resume"),
-        # priority: the focus moves before the keys typed behind these are routed (see OrderEntry)
+        # Priority: the focus moves as the app reads the key, before it routes the keys typed
+        # behind it; a non-priority binding runs only once its key has bubbled back up, after
+        # them (widgets.keys_in_order). Tab as Textual's own, on every screen.
+        Binding("tab", "app.focus_next", show=False, priority=True, id="focus_next"),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True, id="focus_previous"),
         Binding("f2", "focus_entry", "Entry", priority=True, id="focus_entry"),
         Binding("f3", "focus_orders", "Orders", priority=True, id="focus_orders"),
         Binding("f4", "focus_positions", "Positions", priority=True, id="focus_positions"),
@@ -528,6 +534,13 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         from widgets.confirm import ConfirmScreen
         self.push_screen(ConfirmScreen(f"Resume trading? It is {self.engine.trading_state.value}: "
                                        f"{self.engine.trading_state_reason}"), confirmed)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # F2-F4 are priority bindings, seen under every screen: they move the main screen's focus,
+        # so under a dialog or the stats screen the key goes on to that screen as it did
+        if action in _PANE_FOCUS and self.screen is not self.main_screen:
+            return False
+        return super().check_action(action, parameters)
 
     # set_focus, not Widget.focus(): that one is queued behind keys already read, which would
     # still go to the field the trader is leaving

@@ -15,16 +15,20 @@ from pathlib import Path
 import pytest
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Select
 
 from console.app import TradedeskApp
-from core import ManualClock
+from core import ManualClock, TradingState
+from widgets.algo_dialog import AlgoScreen
+from widgets.confirm import ConfirmScreen
+from widgets.modify_dialog import ModifyScreen
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
 
-from .test_console_flows import SIZE, entry_errors, make_app, settle
+from .test_console_flows import SIZE, entry_errors, limit, make_app, settle
 
-_CHARACTERS = {"tab": "\t", "shift+tab": None, "enter": "\r", "down": None, "up": None, "f3": None, "f2": None}
+_CHARACTERS = {"tab": "\t", "shift+tab": None, "enter": "\r", "down": None, "up": None, "f3": None, "f2": None,
+               "backspace": "\x7f", "left": None, "home": None, "space": " ", "escape": "\x1b"}
 
 
 @pytest.fixture
@@ -105,3 +109,97 @@ async def test_entering_a_field_selects_it_so_typing_replaces_what_it_held(app: 
         orders = sorted(await app.engine.get_active_orders(), key=lambda o: o.created_at)
         assert [(o.side.value, str(o.amount), str(o.price)) for o in orders] == [
             ("buy", "0.01", "50900"), ("sell", "0.02", "51100")], entry_errors(app)
+
+
+async def test_editing_keys_in_a_burst_apply_in_the_order_typed(app: TradedeskApp) -> None:
+    """Textual's Input inserts characters as they reach it but runs its bound keys (backspace,
+    arrows) once they bubble up to the app: in one read, "0.015" backspace "2" came out "0.01",
+    and "51000" left left backspace "2" another price than typed (Textual #6605)."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        burst(pilot, "0.015", "backspace", "2", "tab", "tab", "51000", "left", "left", "backspace", "2", "home", "4")
+        await settle(pilot)
+        assert (field(app, "amount"), field(app, "price")) == ("0.012", "451200")
+
+
+async def test_a_burst_in_the_modify_dialog_sets_the_price_typed(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await app.engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+        await settle(pilot)
+        await pilot.press("f3", "m")
+        await settle(pilot)
+        assert isinstance(app.screen, ModifyScreen)
+        # the price is selected on focus: "50971" replaces it, then 5097|5 -> 50|75 -> 50875
+        burst(pilot, "50971", "backspace", "5", "left", "left", "backspace", "8", "enter")
+        await settle(pilot)
+        assert [str(o.price) for o in await app.engine.get_active_orders()] == ["50875"]
+
+
+async def test_enter_on_a_checkbox_then_tab_ticks_it_and_halts_nothing(app: TradedeskApp) -> None:
+    """The box's Enter ran once the key had bubbled up, against the focus the Tab behind it had
+    moved on: the HALT button, which halted trading and cancelled every order."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.main_screen.set_focus(app.q(OrderEntry).query_one("#in-reduce_only"))
+        await settle(pilot)
+        burst(pilot, "enter", "tab")
+        await settle(pilot)
+        assert app.q(OrderEntry).query_one("#in-reduce_only").value is True
+        assert app.engine.trading_state is TradingState.ACTIVE
+
+
+@pytest.mark.parametrize("after", ["f3", "shift+tab"])
+async def test_enter_then_a_focus_key_in_one_read_places_the_order(app: TradedeskApp, after: str) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"0.02", "down", "down", *"50900")
+        burst(pilot, "enter", after)  # submit, then look at the orders pane / go back a field
+        await settle(pilot)
+        assert [(str(o.amount), str(o.price)) for o in await app.engine.get_active_orders()] == [("0.02", "50900")]
+
+
+async def test_tab_in_a_burst_in_the_modify_dialog_moves_to_the_amount(app: TradedeskApp) -> None:
+    """Textual's own Tab binding ran after the amount behind it reached the price field: a modify
+    went out at 509700.05, stopped only by the price checks."""
+    async with app.run_test(size=SIZE) as pilot:
+        order = await app.engine.place_order(limit("BTC/USDT", "50980", "0.02"))
+        await settle(pilot)
+        await pilot.press("f3", "m")
+        await settle(pilot)
+        assert isinstance(app.screen, ModifyScreen)
+        burst(pilot, "50970", "tab", "0.05", "enter")
+        await settle(pilot)
+        after = await app.engine.get_order_by_id(order.id)
+        assert after is not None and (str(after.price), str(after.amount)) == ("50970", "0.05")
+
+
+async def test_pane_keys_under_a_dialog_leave_the_main_screen_alone(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(ConfirmScreen("sure?"))
+        await settle(pilot)
+        await pilot.press("f3", "escape")
+        await settle(pilot)
+        assert app.focused is not None and app.focused.id == "in-amount"
+
+
+async def test_up_and_down_in_the_algo_dialog_move_between_fields_but_open_the_kind_list(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f6")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AlgoScreen)
+        fields = [w for w in screen.query("Input") if w.display]
+        screen.set_focus(fields[0])
+        await settle(pilot)
+        burst(pilot, "down", "7", "up")
+        await settle(pilot)
+        assert fields[1].value == "7" and screen.focused is fields[0]  # selected on focus: "7" replaced it
+        kind = screen.query_one(Select)
+        screen.set_focus(kind)
+        await settle(pilot)
+        await pilot.press("down")  # the kind list's own down opens it: the focus stays in it
+        await settle(pilot)
+        assert screen.focused is not None and (screen.focused is kind or kind in screen.focused.ancestors)
+        assert kind.expanded

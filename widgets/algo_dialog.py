@@ -21,6 +21,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from core.algos_model import ParentOrder
 from widgets.messages import AlgoStartRequested
+from widgets.keys_in_order import OrderedInput
 from widgets.typed_numbers import positive_decimal
 
 KINDS = {"twap": "TWAP", "iceberg": "Iceberg", "limit_then_market": "Limit then market"}
@@ -65,9 +66,10 @@ def _input_id(kind: str | None, field: str) -> str:
 class AlgoScreen(ModalScreen[ParentOrder | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="algo.cancel"),
-        # fields in reading order, as in the order entry (the kind list opens on up/down itself)
-        Binding("down", "app.focus_next", "Next field", show=False, id="algo.next"),
-        Binding("up", "app.focus_previous", "Previous field", show=False, id="algo.previous"),
+        # fields in reading order, as in the order entry; priority, so the focus moves before the
+        # keys typed behind are routed (widgets.keys_in_order). The kind list keeps its own up/down.
+        Binding("down", "next_field", "Next field", show=False, priority=True, id="algo.next"),
+        Binding("up", "previous_field", "Previous field", show=False, priority=True, id="algo.previous"),
     ]
     DEFAULT_CSS = """
     AlgoScreen { align: center middle; }
@@ -110,7 +112,7 @@ class AlgoScreen(ModalScreen[ParentOrder | None]):
         yield Label(label, id=f"label-{_input_id(kind, field)}")
         value = {**_DEFAULTS, **self.defaults}.get(field, "")
         # validate_on=(): this dialog marks fields itself; entering a field selects its text (as the entry)
-        yield Input(value, placeholder=placeholder, id=_input_id(kind, field), validate_on=(),
+        yield OrderedInput(value, placeholder=placeholder, id=_input_id(kind, field), validate_on=(),
                     suggester=SuggestFromList(suggest, case_sensitive=False) if suggest else None)
 
     def on_mount(self) -> None:
@@ -232,6 +234,19 @@ class AlgoScreen(ModalScreen[ParentOrder | None]):
         self.query_one("#algo-error", Static).update(Text("starting…", style="dim"))
         self.post_message(request)
         return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next_field", "previous_field"):
+            # in the kind list (or its open options) up/down are the list's own: the key goes on to it
+            return not any(isinstance(node, Select) for node in (self.focused, *(self.focused.ancestors
+                                                                                  if self.focused else ())))
+        return super().check_action(action, parameters)
+
+    def action_next_field(self) -> None:
+        self.focus_next()
+
+    def action_previous_field(self) -> None:
+        self.focus_previous()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from textual.widgets import Button
 
+from widgets.keys_in_order import KeysInOrder
 from widgets.messages import HaltRequested
 
 
-class HaltButton(Button):
+class HaltButton(KeysInOrder, Button):
     DEFAULT_CSS = """
     HaltButton { width: 100%; height: 3; }
     """

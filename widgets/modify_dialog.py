@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from core.models import Order
+from widgets.keys_in_order import OrderedInput
 from widgets.typed_numbers import positive_decimal
 
 
@@ -33,9 +34,9 @@ class ModifyScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
             yield Static(f"Modify {o.id}: {o.side.value} {o.amount} {o.symbol} {o.type.value}")
             with Grid():
                 yield Label("Price")
-                yield Input(f"{o.price:f}" if o.price is not None else "", id="modify-price", disabled=o.price is None)
+                yield OrderedInput(f"{o.price:f}" if o.price is not None else "", id="modify-price", disabled=o.price is None)
                 yield Label("Amount")
-                yield Input(f"{o.amount:f}", id="modify-amount")
+                yield OrderedInput(f"{o.amount:f}", id="modify-amount")
             yield Static("", id="modify-error")
             yield Static("[b]enter[/b] apply   [b]esc[/b] cancel")
 

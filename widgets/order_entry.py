@@ -30,6 +30,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 from core.models import Market, OrderRequest, OrderType, Side, TimeInForce
 from core.risk import protective_problems
 from widgets.messages import ContingentSubmitted, OrderSubmitted
+from widgets.keys_in_order import OrderedCheckbox, OrderedInput
 from widgets.typed_numbers import positive_decimal
 
 Checker = Callable[[OrderRequest], list[str]]
@@ -75,12 +76,9 @@ class Draft:
 
 
 class OrderEntry(Vertical):
-    # Priority: the app moves the focus as it reads the key, before it routes the keys typed
-    # behind it. A widget binding runs only once the key has reached the field, after keys that
-    # arrived in the same read (fast typing, a slow link) were already routed to the old field.
+    # Priority, as Tab (TradedeskApp): the focus moves as the app reads the key, before it routes
+    # the keys typed behind it; a widget's binding runs only later (see widgets.keys_in_order).
     BINDINGS = [
-        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="entry.tab"),
-        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True, id="entry.back_tab"),
         Binding("down", "app.focus_next", "Next field", show=False, priority=True, id="entry.next"),
         Binding("up", "app.focus_previous", "Previous field", show=False, priority=True, id="entry.previous"),
     ]
@@ -133,20 +131,20 @@ class OrderEntry(Vertical):
                 # Entering a field selects its text, as on an order ticket: "s" in Side replaces
                 # "buy", a new amount replaces the last one (typed after it, both were invalid).
                 cells = (Label(label, id=f"label-{field}", classes=classes),
-                         Input(defaults.get(field, ""), placeholder=placeholder, id=f"in-{field}",
+                         OrderedInput(defaults.get(field, ""), placeholder=placeholder, id=f"in-{field}",
                                suggester=suggest.get(field), validate_on=(), classes=classes))
                 for cell in cells:
                     cell.display = not classes  # the trailing row shows once the type is trailing
                     yield cell
             if len(self._accounts) > 1:  # several accounts: say which one the order goes to
                 yield Label("Acct", id="label-account")
-                yield Input(self._accounts[0], id="in-account", validate_on=(),
+                yield OrderedInput(self._accounts[0], id="in-account", validate_on=(),
                             suggester=SuggestFromList(self._accounts, case_sensitive=False))
                 yield Label("")
                 yield Label("")
         with Horizontal():
-            yield Checkbox("post-only", id="in-post_only", compact=True)
-            yield Checkbox("reduce-only", id="in-reduce_only", compact=True)
+            yield OrderedCheckbox("post-only", id="in-post_only", compact=True)
+            yield OrderedCheckbox("reduce-only", id="in-reduce_only", compact=True)
         yield Static("", id="entry-preview")
         yield Static("", id="entry-verdict")
         yield Static("", id="entry-errors")

@@ -34,6 +34,7 @@ from core.algos_model import (
     TwapParams,
 )
 from core.models import Order, OrderStatus
+from widgets.keys_in_order import KeysInOrder
 from widgets.messages import (
     AlgoCancelRequested,
     AlgoPauseRequested,
@@ -103,7 +104,7 @@ class _Key:
     shape: str = ""  # "child" for a child row, the expand marker for a parent row
 
 
-class OrdersView(ScrollView, can_focus=True):
+class OrdersView(KeysInOrder, ScrollView, can_focus=True):
     """Keys: c cancel, m modify, C cancel all of the symbol, f filter, up/down to select; on an
     algorithm's row: enter/space expand, p pause/resume, c cancel the algorithm."""
 

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from core.models import Position
+from widgets.keys_in_order import KeysInOrder
 from widgets.messages import ClosePositionRequested, ProtectionDialogRequested
 
 COLUMNS = ("Symbol", "Side", "Size", "Entry", "Mark", "uPnL", "rPnL", "Lev", "Liq")
@@ -29,7 +30,7 @@ def _pnl(value: Decimal) -> Text:
     return Text(f"{value:,.2f}", style=style, justify="right")
 
 
-class PositionsTable(DataTable):
+class PositionsTable(KeysInOrder, DataTable):
     """Keys: x close the selected position at market (reduce-only, asks first); s / t move its
     stop-loss / take-profit (a dialog prefilled with the current price)."""
 

@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, Static
 
 from core.models import Order, OrderType, Position, PositionSide, Side
 from widgets.messages import ProtectionSubmitted
+from widgets.keys_in_order import OrderedInput
 from widgets.typed_numbers import positive_decimal
 
 Role = Literal["stop_loss", "take_profit"]
@@ -80,7 +81,7 @@ class ProtectionScreen(ModalScreen[None]):
                 yield Label("Price")
                 first = self.current[0].stop_price if self.current else None
                 # selected on focus (as in the modify dialog): typing replaces it, arrows edit it
-                yield Input(_num(first) if first is not None else "", placeholder="trigger price", id="protection-price",
+                yield OrderedInput(_num(first) if first is not None else "", placeholder="trigger price", id="protection-price",
                             validate_on=())
             yield Static("", id="protection-error")
             yield Static("[b]enter[/b] apply   [b]esc[/b] cancel")

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Input, Static
 
 from core.models import Order
 from widgets.messages import IgnoreExternalRequested, KeepExternalRequested, ReconcileRequested
+from widgets.keys_in_order import OrderedInput
 
 KIND_LABELS = {
     "adopted": "adopted", "settled": "settled", "fills": "missed fills", "missing": "not at venue",
@@ -123,7 +124,7 @@ class IgnoreReasonScreen(ModalScreen[str | None]):
             yield Static(f"Ignore {self.order_id}? The desk stops tracking it; the venue is told nothing "
                          "and it stays open there (a HALT still cancels it).", id="ignore-question")
             yield Static(self.detail, id="ignore-detail")
-            yield Input(placeholder="why (journaled)", id="ignore-reason")
+            yield OrderedInput(placeholder="why (journaled)", id="ignore-reason")
             yield Static("", id="ignore-error")
             yield Static("[b]enter[/b] ignore   [b]esc[/b] cancel")
 
