@@ -738,7 +738,8 @@ class Engine:
         than ``FORGOTTEN_AFTER`` (kept open then)."""
         venue = self._accounts[order.account].venue
         report = await venue.fetch_order(order)
-        if (report is None and order.venue_order_id is not None and order.acked_at is not None
+        # not an order held here and sent when it triggered: its acked_at is when it was held
+        if (report is None and order.venue_order_id is not None and order.acked_at is not None and not order.emulated
                 and self.clock.now() - order.acked_at >= FORGOTTEN_AFTER):
             report = await venue.fetch_forgotten(order)
             if report is not None:
@@ -1545,8 +1546,8 @@ class Engine:
         if report is None:
             self._notice("error", f"cancel of {order.id} failed: {why}")
             self._revert_cancel(order, f"cancel failed: {why}")
-            await self._journal().write("cancel_failed", ts=self._ts(), order=order)
-            self._publish(OrderUpdated(order.model_copy(), "cancel_failed"))
+            # through _commit, as every revert: the contingent manager sees its leg working again
+            await self._commit([_Applied(order, [], "cancel_failed")])
         return report
 
     def _publish(self, event: EngineEvent) -> None:

@@ -11,6 +11,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import ccxt
 import pytest
 
 from core import Engine, Order, OrderRequest, OrderStatus
@@ -223,3 +224,65 @@ async def test_a_held_stop_sent_just_before_the_crash_is_followed_at_the_exchang
         got = await again.get_order_by_id(order.id)
         assert got is not None and got.status is OrderStatus.FILLED and got.filled == D("0.01"), (got.status, got.error)
         assert plain.count(*ORDER) == 1  # only the send before the crash
+
+
+async def test_a_held_stop_whose_journaled_cancel_meets_a_failed_request_never_fires(
+        plain: LoopbackBinance, db: Path) -> None:
+    """The proof the held stop's cancel takes at restart (a lookup by client order id) failed once
+    (Binance -1000). The cancel was then dropped: the stop came back open and fired when the
+    price crossed it. It now stays unfired and the cancel completes at the next poll."""
+    order = await crash_mid_cancel(binance_live(plain, db), trigger("stop", "sell", "49000"), reaches_venue=False)
+    again = binance_live(plain, db)
+    refused = []
+    real_connect = again.venue.connect
+
+    async def connect() -> None:
+        await real_connect()
+        ex = again.venue._ex  # type: ignore[attr-defined]
+        real = ex.fetch_order
+
+        async def once_refused(*a: Any, **k: Any) -> Any:
+            if not refused:
+                refused.append(a)
+                raise ccxt.ExchangeError('binance {"code":-1000,"msg":"An unknown error occured while processing the request."}')
+            return await real(*a, **k)
+
+        ex.fetch_order = once_refused
+
+    again.venue.connect = connect  # type: ignore[method-assign]
+    async with again:
+        assert refused  # the restart's proof met the failure
+        plain.set_price("BTCUSDT", "48000")  # through the stop
+        for _ in range(3):
+            await binance_tick(again)
+        got = await again.get_order_by_id(order.id)
+        assert got is not None and got.status is OrderStatus.CANCELLED, (got.status, got.error)
+        assert plain.count(*ORDER) == 0 and plain.orders == {}  # never sent
+
+
+async def test_a_fired_held_stop_the_exchange_misses_for_a_moment_is_not_booked_ended(
+        plain: LoopbackBinance, db: Path) -> None:
+    """A stop held here for 11 minutes fires and is sent; its cancel and lookup then miss it for
+    a moment ("unknown order", eventual consistency). Its acked_at is when it was held, so the
+    10-minute rule took it for forgotten and booked it cancelled while it worked at the exchange."""
+    async with binance_live(plain, db) as engine:
+        order = await engine.place_order(trigger("stop_limit", "buy", "51000", "50900"))
+        engine.clock.advance(11 * 60)  # type: ignore[attr-defined]
+        plain.set_price("BTCUSDT", "51100")
+        await binance_tick(engine)  # fires: sent to the exchange as a limit now
+        working = await engine.get_order_by_id(order.id)
+        assert working is not None and working.status is OrderStatus.TRIGGERED and working.venue_order_id
+        ex = engine.venue._ex  # type: ignore[attr-defined]
+        real_cancel, real_fetch = ex.cancel_order, ex.fetch_order
+
+        async def cancel_miss(*a: Any, **k: Any) -> Any:
+            raise ccxt.OrderNotFound('binance {"code":-2011,"msg":"Unknown order sent."}')
+
+        async def fetch_miss(*a: Any, **k: Any) -> Any:
+            raise ccxt.OrderNotFound('binance {"code":-2013,"msg":"Order does not exist."}')
+
+        ex.cancel_order, ex.fetch_order = cancel_miss, fetch_miss
+        after = await engine.cancel_order(order.id)
+        ex.cancel_order, ex.fetch_order = real_cancel, real_fetch
+        assert after.status.is_live, (after.status, after.error)  # kept: it works at the exchange
+        assert plain.open_orders()

@@ -518,12 +518,18 @@ class CcxtVenue:
         """Send the held orders whose trigger the polled prices reached, under their own client
         order ids (journaled when they were placed), as market or limit orders."""
         reports: list[VenueReport] = []
+        for held in self._held.of_symbol(None):
+            if held.cancel_journaled:  # its cancel, journaled before a restart, is completed first
+                with suppress(VenueError):  # the request failed: tried again at the next poll
+                    done = await self._complete_journaled_cancel(held)
+                    if done is not None:
+                        reports.append(done)
         if self.halted:
             return reports  # whatever a halt could not cancel stays held, never sent
         for held in self._held.due(prices):
             order = held.order
-            if order.status is OrderStatus.CANCELLING:
-                continue  # its cancel is in flight, and local: it must not fire now
+            if order.status is OrderStatus.CANCELLING or held.cancel_journaled:
+                continue  # its cancel is in flight (or journaled and not yet proven): it must not fire now
             if not held.verified:
                 try:
                     found = await self._lookup_held(held)
@@ -568,6 +574,18 @@ class CcxtVenue:
         raw = await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol,
                                {"clientOrderId": order.client_order_id}, what=f"the cancel of {order.id}")
         return await self._cancel_answer(order, raw)
+
+    async def _complete_journaled_cancel(self, held: Held) -> VenueReport | None:
+        """A held order restored cancelling: its cancel was sent here just before a crash and its
+        answer lost. Nothing of it is at the exchange unless it fired then, so the cancel is
+        completed here with the proof a cancel of a restored held order takes (``_cancel_held``).
+        Until that proof is in (a request failed: VenueError), it stays flagged and never fires,
+        even after the engine reverts it to open: the journal holds the trader's cancel."""
+        cancelled = await self._cancel_held(held)
+        held.cancel_journaled = False
+        if cancelled is not None and held.order.client_order_id not in self._tracked:
+            cancelled.error = "its cancel, journaled before a restart, completed where it was held"
+        return cancelled
 
     async def _cancel_held(self, held: Held) -> VenueReport | None:
         """Cancel a held order; None when a lookup found it at the exchange (tracked now, to be
@@ -642,15 +660,9 @@ class CcxtVenue:
 
     async def fetch_order(self, order: Order) -> VenueReport | None:
         held = self._held.get(order.client_order_id)
-        if held is not None and held.cancel_journaled and order.status is OrderStatus.CANCELLING:
-            # Cancelled here just before a crash, its answer lost: nothing of it is at the exchange
-            # unless it fired then, so the cancel is completed here, with the proof a cancel of a
-            # restored held order takes (``_cancel_held``). Once: a failure leaves it to the engine.
-            held.cancel_journaled = False
-            cancelled = await self._cancel_held(held)
+        if held is not None and held.cancel_journaled:
+            cancelled = await self._complete_journaled_cancel(held)
             if cancelled is not None:
-                if order.client_order_id not in self._tracked:  # not at the exchange: cancelled here
-                    cancelled.error = "its cancel, journaled before a restart, completed where it was held"
                 return cancelled
             held = None  # found at the exchange: followed there from now on
         if held is not None:  # emulated, not triggered: the answer is ours
