@@ -78,7 +78,9 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         Binding("f3", "focus_orders", "Orders", priority=True, id="focus_orders"),
         Binding("f4", "focus_positions", "Positions", priority=True, id="focus_positions"),
         Binding("f5", "stats", "Stats", id="stats", show=False),
-        Binding("f6", "new_algo", "Algo", id="new_algo"),
+        # priority: the dialog opens as the key is read, so the keys typed behind it are not
+        # routed to the order entry beneath (they are lost instead)
+        Binding("f6", "new_algo", "Algo", priority=True, id="new_algo"),
         Binding("ctrl+r", "reconcile_view", "Reconcile", id="reconcile", show=False),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "request_quit", "Quit", priority=True, id="quit"),
@@ -539,6 +541,8 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         # F2-F4 are priority bindings, seen under every screen: they move the main screen's focus,
         # so under a dialog or the stats screen the key goes on to that screen as it did
         if action in _PANE_FOCUS and self.screen is not self.main_screen:
+            return False
+        if action == "new_algo" and self.screen.is_modal:  # as before it was priority
             return False
         return super().check_action(action, parameters)
 

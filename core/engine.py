@@ -725,7 +725,13 @@ class Engine:
             return
         fills = self._absorb(order, report, "cancel_failed").fills if report is not None else []
         why = "a cancel sent before the restart was not confirmed by the venue: the order is open"
-        self._revert_cancel(order, why)
+        if not self._revert_cancel(order, why):
+            if fills:
+                await self._commit([_Applied(order, fills, "order_updated")])
+            self._notice("warning", f"{order.id}: a cancel sent before the restart could not be confirmed yet; "
+                                    f"{self._accounts[order.account].venue.name} holds the order and completes "
+                                    "the cancel at its next poll (it will not fire meanwhile)")
+            return
         await self._commit([_Applied(order, fills, "cancel_failed")])
         self._notice("warning", f"{order.id}: {why}; cancel it again if still wanted")
 
@@ -738,9 +744,10 @@ class Engine:
         than ``FORGOTTEN_AFTER`` (kept open then)."""
         venue = self._accounts[order.account].venue
         report = await venue.fetch_order(order)
-        # not an order held here and sent when it triggered: its acked_at is when it was held
-        if (report is None and order.venue_order_id is not None and order.acked_at is not None and not order.emulated
-                and self.clock.now() - order.acked_at >= FORGOTTEN_AFTER):
+        # a stop held here counts from when it triggered and was sent (its acked_at is when it was held)
+        at_venue = order.sent_at if order.emulated else order.acked_at
+        if (report is None and order.venue_order_id is not None and at_venue is not None
+                and self.clock.now() - at_venue >= FORGOTTEN_AFTER):
             report = await venue.fetch_forgotten(order)
             if report is not None:
                 self._notice("warning", f"{order.id}: {venue.name} no longer knows the order, so it is not working "
@@ -748,9 +755,14 @@ class Engine:
                                         f"its trades show")
         return report
 
-    def _revert_cancel(self, order: Order, why: str) -> None:
+    def _revert_cancel(self, order: Order, why: str) -> bool:
+        """Live again after a cancel that did not take; False when the venue completes that
+        cancel itself (a stop it holds): the order stays cancelling, and never fires meanwhile."""
+        if self._accounts[order.account].venue.cancel_pending(order):
+            return False
         if order.status is S.CANCELLING:
             self._set_status(order, S.PARTIALLY_FILLED if order.filled else S.OPEN, why)
+        return True
 
     async def modify_order(self, order_id: str, price: Decimal | None = None, amount: Decimal | None = None) -> Order:
         """Change a live order's price and/or amount: amended in place where the venue can,
@@ -1352,6 +1364,8 @@ class Engine:
         acct = self._accounts[order.account]
         changes: dict[str, Any] = {}
         if report.venue_order_id:
+            if order.emulated and order.venue_order_id is None:
+                changes["sent_at"] = now  # held here until it triggered: at the exchange from now
             changes["venue_order_id"] = report.venue_order_id
         fills = []
         for vf in report.fills:

@@ -231,6 +231,7 @@ class Order(BaseModel):
     submit_mark: Dec | None = None  # last price when it was sent: slippage is measured against it
     error: str | None = None
     emulated: bool = False
+    sent_at: datetime | None = None  # emulated: when it triggered and went to the exchange (acked_at: held)
     revision: int = 0  # bumped on every change, so a subscriber can drop a stale snapshot
 
     @classmethod

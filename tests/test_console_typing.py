@@ -18,16 +18,18 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
 from console.app import TradedeskApp
-from core import ManualClock, TradingState
+from core import ManualClock, OrderStatus, TradingState
 from widgets.algo_dialog import AlgoScreen
 from widgets.confirm import ConfirmScreen
 from widgets.modify_dialog import ModifyScreen
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
+from widgets.positions_table import PositionsTable
 
-from .test_console_flows import SIZE, entry_errors, limit, make_app, settle
+from .test_console_flows import SIZE, entry_errors, limit, make_app, market, settle
 
-_CHARACTERS = {"tab": "\t", "shift+tab": None, "enter": "\r", "down": None, "up": None, "f3": None, "f2": None,
+_CHARACTERS = {"tab": "\t", "shift+tab": None, "enter": "\r", "down": None, "up": None, "f2": None, "f3": None,
+               "f4": None, "f6": None,
                "backspace": "\x7f", "left": None, "home": None, "space": " ", "escape": "\x1b"}
 
 
@@ -203,3 +205,46 @@ async def test_up_and_down_in_the_algo_dialog_move_between_fields_but_open_the_k
         await settle(pilot)
         assert screen.focused is not None and (screen.focused is kind or kind in screen.focused.ancestors)
         assert kind.expanded
+
+
+@pytest.mark.parametrize(("after", "field_typed"), [(("f2", "0.05"), "amount"), (("up", "up", "0.07"), "amount"),
+                                                    (("backspace", "backspace", "50"), "price")])
+async def test_keys_typed_after_enter_do_not_change_the_order_it_sends(
+        app: TradedeskApp, after: tuple[str, ...], field_typed: str) -> None:
+    """The form read its fields when Input's Submitted message was handled, after the keys typed
+    behind Enter: Enter, F2, "0.05" sent 0.05 instead of the 0.02 on the screen."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"0.02", "down", "down", *"50900")
+        burst(pilot, "enter", *after)
+        await settle(pilot)
+        assert [(str(o.amount), str(o.price)) for o in await app.engine.get_active_orders()] == [("0.02", "50900")]
+        assert field(app, field_typed) != ("0.02" if field_typed == "amount" else "50900")  # typed, not sent
+
+
+@pytest.mark.parametrize(("pane", "keys"), [("positions", ("c", "f3")), ("positions", ("C", "f3")),
+                                            ("orders", ("x", "f4")), ("orders", ("s", "f4"))])
+async def test_a_key_one_pane_does_not_bind_is_not_run_by_the_pane_focused_next(
+        app: TradedeskApp, pane: str, keys: tuple[str, ...]) -> None:
+    """It went up to the app after the F-key behind it had moved the focus, and ran there as the
+    other pane's binding: "c" in positions, then F3, cancelled the selected order."""
+    async with app.run_test(size=SIZE) as pilot:
+        await app.engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+        await app.engine.place_order(market("SOL/USDT", "2", side="sell"))
+        await settle(pilot)
+        app.main_screen.set_focus(app.q(PositionsTable) if pane == "positions" else app.q(OrdersView))
+        await settle(pilot)
+        burst(pilot, *keys)
+        await settle(pilot)
+        assert not [o for o in await app.engine.get_orders() if o.status is OrderStatus.CANCELLED]
+        assert app.screen is app.main_screen  # no close-position or protection dialog either
+
+
+async def test_keys_typed_after_f6_do_not_reach_the_entry_beneath_the_dialog(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"0.02")
+        burst(pilot, "f6", "0.5")
+        await settle(pilot)
+        assert isinstance(app.screen, AlgoScreen)
+        assert field(app, "amount") == "0.02"

@@ -21,7 +21,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from core.algos_model import ParentOrder
 from widgets.messages import AlgoStartRequested
-from widgets.keys_in_order import OrderedInput
+from widgets.keys_in_order import OrderedInput, SubmitOnEnter
 from widgets.typed_numbers import positive_decimal
 
 KINDS = {"twap": "TWAP", "iceberg": "Iceberg", "limit_then_market": "Limit then market"}
@@ -63,7 +63,7 @@ def _input_id(kind: str | None, field: str) -> str:
     return f"algo-{field}" if kind is None else f"algo-{kind}-{field}"
 
 
-class AlgoScreen(ModalScreen[ParentOrder | None]):
+class AlgoScreen(SubmitOnEnter, ModalScreen[ParentOrder | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="algo.cancel"),
         # fields in reading order, as in the order entry; priority, so the focus moves before the
@@ -214,10 +214,6 @@ class AlgoScreen(ModalScreen[ParentOrder | None]):
         return str(self.query_one("#algo-error", Static).content)
 
     # -- acting ----------------------------------------------------------------------------------
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.submit()
 
     def submit(self) -> bool:
         if self.pending:

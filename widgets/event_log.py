@@ -18,10 +18,12 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.keys_in_order import KeysInOrder
+
 _LEVEL_STYLE = {"info": "", "warning": "bold yellow", "error": "bold red", "fill": "green"}
 
 
-class EventLog(ScrollView, can_focus=True):
+class EventLog(KeysInOrder, ScrollView, can_focus=True):
     DEFAULT_CSS = """
     EventLog {
         height: 1fr;

@@ -1,40 +1,89 @@
-"""Widgets whose own keys take effect in the order they were typed.
+"""Widgets whose keys take effect in the order they were typed, where they were typed.
 
-Textual hands a widget each key as the app reads it, but runs the widget's key bindings only
-once the key has bubbled back up to the app, against whatever has focus *then*. Keys that
-arrive in one read (fast typing, a slow SSH link, tmux send-keys, a macro) therefore apply out
-of order or in the wrong place: in a price field "50000", backspace, backspace, "1" came out
-"5000", not "5001"; Enter on the reduce-only box followed by Tab pressed HALT; Enter followed by
-F3 placed nothing. This runs a widget's own bindings when the key reaches it, as Textual's open
-fix for it does (issue #6605, PR #6631). Every focusable widget of the console is one.
+Textual hands a widget each key as the app reads it, but runs key bindings only once the key
+has bubbled back up to the app, against whatever has focus *then*. Keys that arrive in one read
+(fast typing, a slow SSH link, tmux send-keys, a macro) therefore applied out of order or in the
+wrong place: in a price field "50000", backspace, backspace, "1" came out "5000", not "5001";
+Enter on the reduce-only box followed by Tab pressed HALT; "c" in the positions pane followed
+by F3 cancelled the selected order. Here a widget runs the bindings its key would reach (its
+own, then its containers', screen's and, on the main screen, the app's: Textual's binding
+chain, as if it still had the focus) when the key reaches it, and the key goes no further.
+Textual's open fix (issue #6605, PR #6631) does the first part for Input and TextArea. Every
+focusable widget of the console is one.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import events
+from textual.binding import BindingsMap
+from textual.dom import DOMNode
+from textual.keys import key_to_character
 from textual.widgets import Checkbox, Input
+
+
+def _binding_chain(widget: Any) -> list[tuple[DOMNode, BindingsMap]]:
+    """Textual's Screen._modal_binding_chain, for ``widget`` rather than the focused one: a key
+    the widget itself consumes (a letter in an Input) binds nothing above it."""
+    keymap = widget.app._keymap
+    chain: list[tuple[DOMNode, BindingsMap]] = []
+    for node in widget.ancestors_with_self:
+        bindings = node._bindings.copy()
+        for consumer, _ in chain:
+            for key in list(bindings.key_to_bindings):
+                if consumer.check_consume_key(key, key_to_character(key)):
+                    del bindings.key_to_bindings[key]
+        if keymap:
+            bindings.apply_keymap(keymap)
+        chain.append((node, bindings))
+        if node.is_modal:
+            break
+    return chain
+
+
+async def _run_binding(widget: Any, namespace: DOMNode, bindings: BindingsMap, key: str) -> bool:
+    for binding in bindings.key_to_bindings.get(key, ()):
+        # priority bindings ran before the key got here (the app runs those, never twice)
+        if not binding.priority and await widget.app.run_action(binding.action, namespace):
+            return True
+    return False
 
 
 class KeysInOrder:
     """Mixin, listed before the Textual widget class."""
 
     async def _on_key(self, event: events.Key) -> None:
-        bindings = self._bindings  # type: ignore[attr-defined]
-        keymap = self.app._keymap  # type: ignore[attr-defined]
-        if keymap:  # resolved as the app would (set_keymap)
-            bindings = bindings.copy()
-            bindings.apply_keymap(keymap)
-        for binding in bindings.key_to_bindings.get(event.key, ()):
-            # priority bindings ran before the key got here (the app runs those, never twice)
-            if not binding.priority and await self.app.run_action(binding.action, self):  # type: ignore[attr-defined]
-                event.stop()
-                event.prevent_default()
-                return
-        await super()._on_key(event)  # type: ignore[misc]
+        chain = _binding_chain(self)
+        if await _run_binding(self, *chain[0], event.key):  # its own (backspace, enter, c, x...)
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)  # type: ignore[misc]  # a character typed into an Input
+        if not event._stop_propagation:
+            for namespace, bindings in chain[1:]:
+                if await _run_binding(self, namespace, bindings, event.key):
+                    break
+        event.stop()  # never resolved again, later, against another focus
+
+
+class SubmitOnEnter:
+    """Mixin for a form: Enter in one of its fields calls ``submit()``, which reads the fields
+    right then. Input's Enter posts a Submitted message, and a form that read its fields when
+    handling it read the keys typed after Enter too: Enter, F2, "0.05" sent 0.05, not the amount
+    on the screen when Enter was pressed."""
+
+    def submit(self) -> object:
+        raise NotImplementedError
 
 
 class OrderedInput(KeysInOrder, Input):
-    pass
+    async def action_submit(self) -> None:
+        form = next((node for node in self.ancestors if isinstance(node, SubmitOnEnter)), None)
+        if form is None:
+            await super().action_submit()
+        else:
+            form.submit()
 
 
 class OrderedCheckbox(KeysInOrder, Checkbox):

@@ -11,11 +11,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from core.models import Order
-from widgets.keys_in_order import OrderedInput
+from widgets.keys_in_order import OrderedInput, SubmitOnEnter
 from widgets.typed_numbers import positive_decimal
 
 
-class ModifyScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
+class ModifyScreen(SubmitOnEnter, ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="modify.cancel")]
     DEFAULT_CSS = """
     ModifyScreen { align: center middle; }
@@ -50,8 +50,8 @@ class ModifyScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
             return None, f"{name}: {problem}"
         return (None if value == current else value), None
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
+    def submit(self) -> None:
+        """Enter in either field (see SubmitOnEnter): the fields as they are now."""
         price, problem = self._read("Price", "#modify-price", self.order.price)
         amount, amount_problem = self._read("Amount", "#modify-amount", self.order.amount)
         if problem or amount_problem:

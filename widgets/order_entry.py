@@ -30,7 +30,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 from core.models import Market, OrderRequest, OrderType, Side, TimeInForce
 from core.risk import protective_problems
 from widgets.messages import ContingentSubmitted, OrderSubmitted
-from widgets.keys_in_order import OrderedCheckbox, OrderedInput
+from widgets.keys_in_order import OrderedCheckbox, OrderedInput, SubmitOnEnter
 from widgets.typed_numbers import positive_decimal
 
 Checker = Callable[[OrderRequest], list[str]]
@@ -75,7 +75,7 @@ class Draft:
     summary: str = ""  # for contingent orders: what Enter places, in one line
 
 
-class OrderEntry(Vertical):
+class OrderEntry(SubmitOnEnter, Vertical):
     # Priority, as Tab (TradedeskApp): the focus moves as the app reads the key, before it routes
     # the keys typed behind it; a widget's binding runs only later (see widgets.keys_in_order).
     BINDINGS = [
@@ -408,11 +408,8 @@ class OrderEntry(Vertical):
             text.append(f"{name}: {problem}", style="red")
         self.query_one("#entry-errors", Static).update(text)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.submit()
-
     def submit(self) -> bool:
+        """Enter in any field (see SubmitOnEnter): the form as it is now."""
         draft = self.build()
         self._show_errors(all_fields=True)
         if draft is None:

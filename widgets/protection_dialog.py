@@ -20,7 +20,7 @@ from textual.widgets import Input, Label, Static
 
 from core.models import Order, OrderType, Position, PositionSide, Side
 from widgets.messages import ProtectionSubmitted
-from widgets.keys_in_order import OrderedInput
+from widgets.keys_in_order import OrderedInput, SubmitOnEnter
 from widgets.typed_numbers import positive_decimal
 
 Role = Literal["stop_loss", "take_profit"]
@@ -42,7 +42,7 @@ def protective_orders(orders: list[Order], position: Position, role: Role) -> li
     return sorted(found, key=lambda o: (o.created_at, o.id), reverse=True)
 
 
-class ProtectionScreen(ModalScreen[None]):
+class ProtectionScreen(SubmitOnEnter, ModalScreen[None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="protection.cancel")]
     DEFAULT_CSS = """
     ProtectionScreen { align: center middle; }
@@ -88,10 +88,6 @@ class ProtectionScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#protection-price", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.submit()
 
     def submit(self) -> bool:
         if self.pending:

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Input, Static
 
 from core.models import Order
 from widgets.messages import IgnoreExternalRequested, KeepExternalRequested, ReconcileRequested
-from widgets.keys_in_order import OrderedInput
+from widgets.keys_in_order import OrderedInput, SubmitOnEnter
 
 KIND_LABELS = {
     "adopted": "adopted", "settled": "settled", "fills": "missed fills", "missing": "not at venue",
@@ -104,7 +104,7 @@ def difference_rows(
     return rows
 
 
-class IgnoreReasonScreen(ModalScreen[str | None]):
+class IgnoreReasonScreen(SubmitOnEnter, ModalScreen[str | None]):
     """Asks why an adopted order is ignored: the answer is journaled with the order_ignored event."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="ignore.cancel")]
@@ -128,9 +128,9 @@ class IgnoreReasonScreen(ModalScreen[str | None]):
             yield Static("", id="ignore-error")
             yield Static("[b]enter[/b] ignore   [b]esc[/b] cancel")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        reason = event.value.strip()
+    def submit(self) -> None:
+        """Enter (see SubmitOnEnter): the reason as typed up to it."""
+        reason = self.query_one("#ignore-reason", Input).value.strip()
         if not reason:
             self.query_one("#ignore-error", Static).update("a reason is needed: it is journaled with the order")
             return

@@ -131,6 +131,11 @@ class CcxtTracker:
             raise errors[0]  # nothing else to hand over: let the engine say the venue is failing
         return VenueUpdates(reports, prices)
 
+    def requeue(self, reports: list[VenueReport]) -> None:
+        """Reports a poll took but could not hand over (what followed them failed): first out at
+        the next poll, so no fill already read is lost."""
+        self._outbox[:0] = reports
+
     def _drop_finished(self) -> None:
         tracked = self.venue._tracked
         done = self._finished | {cid for cid, o in tracked.items() if o.status.is_final}  # e.g. cancelled by request

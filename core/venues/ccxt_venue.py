@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from core.venues.ccxt_parse import fill_from_trade, quote_from_ticker
 from core.venues.ccxt_tracker import CcxtTracker
 from core.venues.emulated_triggers import Held, TriggerBook, native_trigger_supported, released, would_trigger
 from core.venues.settlement import settlement_currency
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -520,10 +523,16 @@ class CcxtVenue:
         reports: list[VenueReport] = []
         for held in self._held.of_symbol(None):
             if held.cancel_journaled:  # its cancel, journaled before a restart, is completed first
-                with suppress(VenueError):  # the request failed: tried again at the next poll
+                try:
                     done = await self._complete_journaled_cancel(held)
-                    if done is not None:
-                        reports.append(done)
+                except VenueError:
+                    continue  # the request failed: tried again at the next poll; it never fires meanwhile
+                except Exception:  # noqa: BLE001 - e.g. an answer ccxt could not parse: this poll's other work goes on
+                    log.exception("%s: completing the journaled cancel of %s failed; tried again at the next poll",
+                                  self.name, held.order.id)
+                    continue
+                if done is not None:
+                    reports.append(done)
         if self.halted:
             return reports  # whatever a halt could not cancel stays held, never sent
         for held in self._held.due(prices):
@@ -574,6 +583,10 @@ class CcxtVenue:
         raw = await self._call(self._ex.cancel_order, order.venue_order_id or "", order.symbol,
                                {"clientOrderId": order.client_order_id}, what=f"the cancel of {order.id}")
         return await self._cancel_answer(order, raw)
+
+    def cancel_pending(self, order: Order) -> bool:
+        held = self._held.get(order.client_order_id)
+        return held is not None and held.cancel_journaled  # completed by _release_due at a poll
 
     async def _complete_journaled_cancel(self, held: Held) -> VenueReport | None:
         """A held order restored cancelling: its cancel was sent here just before a crash and its
@@ -729,7 +742,11 @@ class CcxtVenue:
         """What changed since the last poll (``CcxtTracker``: websocket streams where the exchange
         has them, adaptive polling otherwise), then the emulated triggers these prices reached."""
         updates = await self._tracker.poll()
-        updates.reports += await self._release_due(updates.prices)
+        try:
+            updates.reports += await self._release_due(updates.prices)
+        except BaseException:
+            self._tracker.requeue(updates.reports)  # the fills these carry were read: not lost
+            raise
         return updates
 
     def quote(self, symbol: str) -> Quote | None:

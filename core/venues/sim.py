@@ -262,6 +262,9 @@ class SimVenue:
     async def fetch_forgotten(self, order: Order) -> VenueReport | None:
         return None  # the sim forgets no order it acked (a restart restores them)
 
+    def cancel_pending(self, order: Order) -> bool:
+        return False  # a cancel is answered at once
+
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueReport]:
         await self._request()
         return [
