@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -47,16 +48,18 @@ async def plain() -> AsyncIterator[LoopbackBinance]:
 
 
 async def crash_mid_cancel(engine: Engine, request: OrderRequest, *, reaches_venue: bool,
-                           before: Callable[[Order], None] | None = None, started: bool = False) -> Order:
+                           before: Callable[[Order], Awaitable[None] | None] | None = None,
+                           started: bool = False) -> Order:
     """Place an order, then crash while its cancel is in flight (journaled as cancelling): the
     venue either took the cancel (its answer lost) or never heard of it. ``before(order)`` runs
-    once the order is placed, before the cancel. ``started``: the engine is running already."""
+    (or is awaited) once the order is placed, before the cancel. ``started``: the engine is
+    running already."""
     if not started:
         await engine.start()
     order = await engine.place_order(request)
     assert order.status is OrderStatus.OPEN, order.error
-    if before is not None:
-        before(order)
+    if before is not None and inspect.isawaitable(done := before(order)):
+        await done
     reached, real_cancel = asyncio.Event(), engine.venue.cancel
 
     async def answer_lost(o: Any) -> Any:
@@ -301,28 +304,20 @@ async def test_a_fired_held_stop_the_exchange_has_forgotten_ends_cancelled_at_re
     ended; not counting held ones at all brought this one back open for good (cancels failing,
     halts never verified). It counts from when it was sent (sent_at)."""
     engine = okx_live(okx, db)
-    await engine.start()
-    order = await engine.place_order(OrderRequest(symbol=BTC, side="sell", type="stop_limit", amount=D("0.01"),
-                                                  stop_price=D(49000), price=D(49500)))  # type: ignore[arg-type]
-    assert order.emulated and order.status is OrderStatus.OPEN
-    okx.set_price("BTC-USDT", "48900")
-    await okx_tick(engine)  # fires: sent to OKX
-    fired = await engine.get_order_by_id(order.id)
-    assert fired is not None and fired.venue_order_id is not None and fired.sent_at == engine.clock.now()
-    reached, real_cancel = asyncio.Event(), engine.venue.cancel
+    sent: list[Order] = []
 
-    async def answer_lost(o: Any) -> Any:
-        await real_cancel(o)
-        reached.set()
-        await asyncio.Event().wait()
+    async def fire(order: Order) -> None:
+        assert order.emulated
+        okx.set_price("BTC-USDT", "48900")
+        await okx_tick(engine)  # fires: sent to OKX
+        fired = await engine.get_order_by_id(order.id)
+        assert fired is not None and fired.venue_order_id is not None and fired.sent_at == engine.clock.now()
+        sent.append(fired)
 
-    engine.venue.cancel = answer_lost  # type: ignore[method-assign]
-    cancelling = asyncio.ensure_future(engine.cancel_order(order.id))
-    await reached.wait()
-    await engine.journal.close()  # type: ignore[union-attr]  # a crash: the answer never comes
-    cancelling.cancel()
-    await engine.venue.close()
-    forget(okx, fired)
+    request = OrderRequest(symbol=BTC, side="sell", type="stop_limit", amount=D("0.01"), stop_price=D(49000),
+                           price=D(49500))  # type: ignore[arg-type]
+    order = await crash_mid_cancel(engine, request, reaches_venue=True, before=fire)
+    forget(okx, sent[0])
     again = okx_live(okx, db)
     again.clock.advance(60 + FORGOTTEN_AFTER.total_seconds())  # type: ignore[attr-defined]  # sent a minute in
     async with again:
