@@ -549,7 +549,11 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
     # set_focus, not Widget.focus(): that one is queued behind keys already read, which would
     # still go to the field the trader is leaving
     def action_focus_entry(self) -> None:
-        self.main_screen.set_focus(self.q(OrderEntry).query_one("#in-amount"))
+        amount = self.q(OrderEntry).query_one("#in-amount", Input)
+        self.main_screen.set_focus(amount)
+        # selected, as entering a field does, even when the focus was there already (after an
+        # Enter): queued behind the keys already on their way to it, so F2 then typing replaces
+        amount.call_later(amount.select_all)
 
     def action_focus_orders(self) -> None:
         self.main_screen.set_focus(self.q(OrdersView))

@@ -248,3 +248,15 @@ async def test_keys_typed_after_f6_do_not_reach_the_entry_beneath_the_dialog(app
         await settle(pilot)
         assert isinstance(app.screen, AlgoScreen)
         assert field(app, "amount") == "0.02"
+
+
+async def test_f2_after_an_order_selects_the_amount_so_the_next_replaces_it(app: TradedeskApp) -> None:
+    """After Enter the focus is still on the amount, so F2 moved nothing and selected nothing:
+    the next amount typed after F2 was appended ("0.030.04")."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"0.02", "down", "down", *"50900", "f2")
+        burst(pilot, "0.03", "enter", "f2", "0.04", "enter")
+        await settle(pilot)
+        orders = sorted(await app.engine.get_active_orders(), key=lambda o: o.created_at)
+        assert [str(o.amount) for o in orders] == ["0.03", "0.04"], entry_errors(app)
