@@ -42,7 +42,7 @@ def _binding_chain(widget: Any) -> list[tuple[DOMNode, BindingsMap]]:
     return chain
 
 
-async def _run_binding(widget: Any, namespace: DOMNode, bindings: BindingsMap, key: str) -> bool:
+async def _run_binding(widget: Any, namespace: Any, bindings: BindingsMap, key: str) -> bool:
     for binding in bindings.key_to_bindings.get(key, ()):
         # priority bindings ran before the key got here (the app runs those, never twice)
         if not binding.priority and await widget.app.run_action(binding.action, namespace):
@@ -54,14 +54,17 @@ class KeysInOrder:
     """Mixin, listed before the Textual widget class."""
 
     async def _on_key(self, event: events.Key) -> None:
-        chain = _binding_chain(self)
-        if await _run_binding(self, *chain[0], event.key):  # its own (backspace, enter, c, x...)
+        own = self._bindings  # type: ignore[attr-defined]
+        if self.app._keymap:  # type: ignore[attr-defined]  # resolved as the app would (set_keymap)
+            own = own.copy()
+            own.apply_keymap(self.app._keymap)  # type: ignore[attr-defined]
+        if await _run_binding(self, self, own, event.key):  # its own (backspace, enter, c, x...)
             event.stop()
             event.prevent_default()
             return
         await super()._on_key(event)  # type: ignore[misc]  # a character typed into an Input
-        if not event._stop_propagation:
-            for namespace, bindings in chain[1:]:
+        if not event._stop_propagation:  # the chain above it only now: typing skips it
+            for namespace, bindings in _binding_chain(self)[1:]:
                 if await _run_binding(self, namespace, bindings, event.key):
                     break
         event.stop()  # never resolved again, later, against another focus
