@@ -13,6 +13,7 @@ from core.venues.sim import SimDials
 
 if TYPE_CHECKING:
     from tests.loopback.common import CcxtRequests
+    from tests.loopback.okx import LoopbackOkx
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -89,5 +90,15 @@ def ccxt_requests(monkeypatch: pytest.MonkeyPatch) -> CcxtRequests:
     """The ccxt REST requests outstanding in this test (``tests.loopback.common.CcxtRequests``):
     pass ``settle=ccxt_requests.settle`` to ``on_clock`` when the engine talks to a loopback."""
     from tests.loopback.common import CcxtRequests
+    from tests.loopback.okx import LoopbackOkx
 
     return CcxtRequests().install(monkeypatch)
+
+
+@pytest.fixture
+async def okx() -> AsyncIterator[LoopbackOkx]:
+    """The loopback OKX server (tests/loopback/okx.py) that ccxt's real okx class talks to."""
+    from tests.loopback.okx import LoopbackOkx
+
+    async with LoopbackOkx() as srv:
+        yield srv

@@ -32,12 +32,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-async def okx() -> AsyncIterator[LoopbackOkx]:
-    async with LoopbackOkx() as srv:
-        yield srv
-
-
-@pytest.fixture
 async def binance() -> AsyncIterator[LoopbackBinance]:
     async with LoopbackBinance() as srv:
         yield srv

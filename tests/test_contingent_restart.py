@@ -6,7 +6,7 @@ the OCO ended and the rest was never placed. The intent is journaled before the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from contextlib import suppress
 from decimal import Decimal as D
 from pathlib import Path
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 S = OrderStatus
 BTC = "BTC/USDT"
-
-
-@pytest.fixture
-async def okx() -> AsyncIterator[LoopbackOkx]:
-    async with LoopbackOkx() as srv:
-        yield srv
 
 
 def limit(side: str, price: str, amount: str = "0.01") -> OrderRequest:

@@ -5,9 +5,8 @@ at cancel time, and a stop held by the ccxt venue whose cancel was journaled jus
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,10 @@ from core.engine import FORGOTTEN_AFTER
 from core.events import Notice
 
 from .conftest import on_clock
-from .loopback.binance import DEFAULT_MARKETS, LoopbackBinance, make_ccxt_binance
+from .loopback.binance import LoopbackBinance, make_ccxt_binance
 from .loopback.common import CcxtRequests
 from .loopback.okx import LoopbackOkx, OkxError
-from .test_ccxt_stops import ORDER, PLAIN_TYPES, trigger
+from .test_ccxt_stops import ORDER, plain, trigger  # noqa: F401 - plain: a fixture (stops held by CcxtVenue)
 from .test_ccxt_stops import live as binance_live
 from .test_ccxt_stops import tick as binance_tick
 from .test_loopback_okx import BTC, limit
@@ -31,20 +30,6 @@ from .test_loopback_okx import live as okx_live
 from .test_loopback_okx import tick as okx_tick
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-async def okx() -> AsyncIterator[LoopbackOkx]:
-    async with LoopbackOkx() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def plain() -> AsyncIterator[LoopbackBinance]:
-    """A Binance whose markets take no trigger orders: CcxtVenue holds stops itself."""
-    markets = [dataclasses.replace(m, order_types=PLAIN_TYPES) for m in DEFAULT_MARKETS]
-    async with LoopbackBinance(markets=markets) as srv:
-        yield srv
 
 
 async def crash_mid_cancel(engine: Engine, request: OrderRequest, *, reaches_venue: bool,

@@ -4,7 +4,6 @@ here: a trades read that fails after an order was created, and a crash in the mi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def limit(price: str, amount: str = "0.01", symbol: str = "BTC/USDT") -> OrderRequest:
     return OrderRequest(symbol=symbol, side="buy", type="limit", amount=D(amount), price=D(price))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def okx() -> AsyncIterator[LoopbackOkx]:
-    async with LoopbackOkx() as srv:
-        yield srv
 
 
 async def test_an_order_whose_trades_read_fails_after_it_was_created_is_live_not_refused(
