@@ -3,14 +3,13 @@ here: a trades read that fails after an order was created, and a crash in the mi
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core import Engine, ManualClock, Order, OrderRequest, OrderStatus
+from core import ManualClock, OrderRequest, OrderStatus
 from core.events import Notice
 from core.journal import JournalError
 
@@ -19,6 +18,7 @@ from .loopback.okx import LoopbackOkx, OkxError
 from .test_loopback_okx import BTC
 from .test_loopback_okx import live as okx_live
 from .test_loopback_okx import tick as okx_tick
+from .test_restart_cancels import crash_mid_cancel
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -68,34 +68,11 @@ async def test_an_order_whose_trades_read_fails_after_it_was_created_is_live_not
         assert D("0.0039") < positions[BTC] <= D("0.004")  # less the fee taken in BTC
 
 
-async def crash_mid_cancel(engine: Engine, *, reaches_venue: bool) -> Order:
-    """Place an order, then crash while its cancel is in flight (journaled as cancelling):
-    the venue either took the cancel (its answer lost) or never heard of it."""
-    await engine.start()
-    order = await engine.place_order(limit("49000"))
-    assert order.status is OrderStatus.OPEN, order.error
-    reached, real_cancel = asyncio.Event(), engine.venue.cancel
-
-    async def answer_lost(o: Any) -> Any:
-        if reaches_venue:
-            await real_cancel(o)
-        reached.set()
-        await asyncio.Event().wait()
-
-    engine.venue.cancel = answer_lost  # type: ignore[method-assign]
-    cancelling = asyncio.ensure_future(engine.cancel_order(order.id))
-    await reached.wait()
-    await engine.journal.close()  # type: ignore[union-attr]  # a crash: the answer never comes
-    cancelling.cancel()
-    await engine.venue.close()
-    return order
-
-
 async def test_a_cancel_unconfirmed_at_a_crash_leaves_the_order_open_and_says_so(db: Path, clock: ManualClock) -> None:
     """The restored order used to stay cancelling for good while it worked at the venue:
     reports of a cancelling order are not taken, and modify refused it. It is not cancelled
     again either (it may have been half of a cancel-replace): it is open, and the desk is told."""
-    order = await crash_mid_cancel(paper(db, clock), reaches_venue=False)
+    order = await crash_mid_cancel(paper(db, clock), limit("49000"), reaches_venue=False)
     async with paper(db, clock) as again:
         got = await again.get_order_by_id(order.id)
         assert got.status is OrderStatus.OPEN, got.status
@@ -107,7 +84,7 @@ async def test_a_cancel_unconfirmed_at_a_crash_leaves_the_order_open_and_says_so
 
 
 async def test_a_cancel_that_reached_the_exchange_before_a_crash_ends_the_order(okx: LoopbackOkx, db: Path) -> None:
-    order = await crash_mid_cancel(okx_live(okx, db), reaches_venue=True)
+    order = await crash_mid_cancel(okx_live(okx, db), limit("49000"), reaches_venue=True)
     assert okx.order_by_client_id(order.client_order_id).state == "canceled"  # type: ignore[union-attr]
     async with okx_live(okx, db) as again:
         got = await again.get_order_by_id(order.id)
