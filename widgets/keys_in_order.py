@@ -10,6 +10,10 @@ own, then its containers', screen's and, on the main screen, the app's: Textual'
 chain, as if it still had the focus) when the key reaches it, and the key goes no further.
 Textual's open fix (issue #6605, PR #6631) does the first part for Input and TextArea. Every
 focusable widget of the console is one.
+
+Not covered: each widget works through its own queue, so keys for two different widgets in one
+read are not strictly in the order typed (in tmux, a two-order ticket in one send-keys placed
+one order). Strict order needs the app to route a key only once the previous one is handled.
 """
 
 from __future__ import annotations
