@@ -882,10 +882,11 @@ async def test_quit_halt_first_that_leaves_orders_open_stays_and_shows_the_repor
 async def test_a_restore_warning_reaches_the_event_log(tmp_path: Path, clock: ManualClock) -> None:
     """Said during the engine's start, before the console subscribes: a cancel left unconfirmed
     by a crash (the order is open again) is shown, not lost."""
-    from .test_review_regressions_3 import crash_mid_cancel
+    from .test_restart_cancels import crash_mid_cancel
 
     db = tmp_path / "j.sqlite"
-    order = await crash_mid_cancel(Engine.paper(db=db, seed=7, clock=clock), reaches_venue=False)
+    order = await crash_mid_cancel(Engine.paper(db=db, seed=7, clock=clock), limit("BTC/USDT", "49000", "0.01"),
+                                   reaches_venue=False)
     app = make_app(db, clock)
     try:
         async with app.run_test(size=(160, 45)) as pilot:
