@@ -62,6 +62,23 @@ async def crash_mid_cancel(engine: Engine, request: OrderRequest, *, reaches_ven
     return order
 
 
+def on_fetch_order(engine: Engine, answer: Callable[..., Awaitable[Any]]) -> None:
+    """Once ``engine`` connects, each of its ccxt fetch_order calls is ``answer(real, args, kwargs)``."""
+    real_connect = engine.venue.connect
+
+    async def connect() -> None:
+        await real_connect()
+        ex = engine.venue._ex  # type: ignore[attr-defined]
+        real = ex.fetch_order
+
+        async def fetch(*a: Any, **k: Any) -> Any:
+            return await answer(real, a, k)
+
+        ex.fetch_order = fetch
+
+    engine.venue.connect = connect  # type: ignore[method-assign]
+
+
 def forget(okx: LoopbackOkx, order: Order) -> None:
     """OKX drops the order from its lookups (its trades stay readable)."""
     assert order.venue_order_id is not None
@@ -225,21 +242,13 @@ async def test_a_held_stop_whose_journaled_cancel_meets_a_failed_request_never_f
     order = await crash_mid_cancel(binance_live(plain, db), trigger("stop", "sell", "49000"), reaches_venue=False)
     again = binance_live(plain, db)
     refusing = {"on": True}
-    real_connect = again.venue.connect
 
-    async def connect() -> None:
-        await real_connect()
-        ex = again.venue._ex  # type: ignore[attr-defined]
-        real = ex.fetch_order
+    async def refused(real: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        if refusing["on"]:
+            raise ccxt.ExchangeError('binance {"code":-1000,"msg":"An unknown error occured while processing the request."}')
+        return await real(*a, **k)
 
-        async def refused(*a: Any, **k: Any) -> Any:
-            if refusing["on"]:
-                raise ccxt.ExchangeError('binance {"code":-1000,"msg":"An unknown error occured while processing the request."}')
-            return await real(*a, **k)
-
-        ex.fetch_order = refused
-
-    again.venue.connect = connect  # type: ignore[method-assign]
+    on_fetch_order(again, refused)
     async with again:
         waiting = await again.get_order_by_id(order.id)
         assert waiting is not None and waiting.status is OrderStatus.CANCELLING, (waiting.status, waiting.error)
@@ -322,24 +331,16 @@ async def test_a_bug_completing_a_journaled_cancel_loses_no_fill_of_the_same_pol
     stop = await crash_mid_cancel(engine, trigger("stop", "sell", "48000"), reaches_venue=False, started=True)
     again = binance_live(plain, db)
     lookup = {"fails": "venue"}  # at the restart the exchange refuses: the cancel stays to complete
-    real_connect = again.venue.connect
 
-    async def connect() -> None:
-        await real_connect()
-        ex = again.venue._ex  # type: ignore[attr-defined]
-        real = ex.fetch_order
+    async def fetch(real: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        params = a[2] if len(a) > 2 else k.get("params") or {}
+        if params.get("clientOrderId") == stop.client_order_id and lookup["fails"] == "venue":
+            raise ccxt.ExchangeError('binance {"code":-1000,"msg":"An unknown error occured."}')
+        if params.get("clientOrderId") == stop.client_order_id and lookup["fails"] == "bug":
+            raise TypeError("'NoneType' object is not subscriptable")
+        return await real(*a, **k)
 
-        async def fetch(*a: Any, **k: Any) -> Any:
-            params = a[2] if len(a) > 2 else k.get("params") or {}
-            if params.get("clientOrderId") == stop.client_order_id and lookup["fails"] == "venue":
-                raise ccxt.ExchangeError('binance {"code":-1000,"msg":"An unknown error occured."}')
-            if params.get("clientOrderId") == stop.client_order_id and lookup["fails"] == "bug":
-                raise TypeError("'NoneType' object is not subscriptable")
-            return await real(*a, **k)
-
-        ex.fetch_order = fetch
-
-    again.venue.connect = connect  # type: ignore[method-assign]
+    on_fetch_order(again, fetch)
     async with again:
         lookup["fails"] = "bug"
         plain.set_price("BTCUSDT", "48900")  # the resting buy at 49000 fills
