@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -32,6 +32,7 @@ from console.algo_actions import AlgoActions
 from console.reconcile_actions import ReconcileActions
 from console.bridge import EngineBridge
 from console.core_log import CoreLogHandler
+from console.key_router import KeyRouter
 from console.main_screen import MainScreen
 from console.theme import TRADEDESK_THEME
 from core import Engine, EngineError, TradedeskError
@@ -109,6 +110,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self._starting: asyncio.Future[None] | None = None
         self._core_log = CoreLogHandler()  # the core's warnings, into the event log
         self.halting = False
+        self._keys = KeyRouter(self, self._route_key, lambda key: key.key == self.halt_key)
         self._ctrl_c_at: float | None = None
         self.register_theme(TRADEDESK_THEME)
         # Not `self.theme = ...`: its watcher re-parses every style sheet once the app runs, after
@@ -231,6 +233,17 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         restored = len(await engine.get_orders())
         self.log_line("info", f"journal {engine.db_path}: {restored} order{'' if restored == 1 else 's'} restored, "
                               f"trading {engine.trading_state.value}")
+
+    # -- keys, one at a time (console.key_router) ----------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            await self._keys.receive(event)
+        else:
+            await super().on_event(event)
+
+    async def _route_key(self, event: events.Event) -> None:
+        await super().on_event(event)
 
     @property
     def halt_key(self) -> str:

@@ -17,6 +17,7 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
+from console import key_router
 from console.app import TradedeskApp
 from core import ManualClock, OrderStatus, TradingState
 from widgets.algo_dialog import AlgoScreen
@@ -29,7 +30,7 @@ from widgets.positions_table import PositionsTable
 from .test_console_flows import SIZE, entry_errors, limit, make_app, market, settle
 
 _CHARACTERS = {"tab": "\t", "shift+tab": None, "enter": "\r", "down": None, "up": None, "f2": None, "f3": None,
-               "f4": None, "f6": None,
+               "f4": None, "f6": None, "ctrl+k": "\x0b",
                "backspace": "\x7f", "left": None, "home": None, "space": " ", "escape": "\x1b"}
 
 
@@ -240,14 +241,28 @@ async def test_a_key_one_pane_does_not_bind_is_not_run_by_the_pane_focused_next(
         assert app.screen is app.main_screen  # no close-position or protection dialog either
 
 
-async def test_keys_typed_after_f6_do_not_reach_the_entry_beneath_the_dialog(app: TradedeskApp) -> None:
+async def test_keys_typed_after_f6_go_into_the_dialog_it_opens(app: TradedeskApp) -> None:
+    """They went to the order entry beneath the dialog, or were lost, while it opened."""
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press(*"0.02")
         burst(pilot, "f6", "0.5")
         await settle(pilot)
         assert isinstance(app.screen, AlgoScreen)
+        assert app.screen.query_one("#algo-amount", Input).value == "0.5"
         assert field(app, "amount") == "0.02"
+
+
+async def test_a_modify_typed_in_one_read_from_the_orders_pane_sets_the_price(app: TradedeskApp) -> None:
+    """F3, m, a price and Enter in one read: the keys behind "m" reached the orders pane before
+    the app had opened the dialog "m" asked for."""
+    async with app.run_test(size=SIZE) as pilot:
+        await app.engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+        await settle(pilot)
+        burst(pilot, "f3", "m", "50875", "enter", "f2", "0.04")
+        await settle(pilot)
+        assert [str(o.price) for o in await app.engine.get_active_orders()] == ["50875"]
+        assert app.screen is app.main_screen and field(app, "amount") == "0.04"  # back where F2 points
 
 
 async def test_f2_after_an_order_selects_the_amount_so_the_next_replaces_it(app: TradedeskApp) -> None:
@@ -260,3 +275,70 @@ async def test_f2_after_an_order_selects_the_amount_so_the_next_replaces_it(app:
         await settle(pilot)
         orders = sorted(await app.engine.get_active_orders(), key=lambda o: o.created_at)
         assert [str(o.amount) for o in orders] == ["0.03", "0.04"], entry_errors(app)
+
+
+async def test_a_two_order_ticket_in_one_read_places_both_orders_as_typed(app: TradedeskApp) -> None:
+    """Each field worked through its own queue: the first Enter read the amount after the second
+    was typed, and one order of 0.03 went out instead of 0.02 and 0.03."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        burst(pilot, "0.02", "tab", "tab", "50100", "enter", "f2", "0.03", "enter")
+        await settle(pilot)
+        orders = sorted(await app.engine.get_active_orders(), key=lambda o: o.created_at)
+        assert [(str(o.amount), str(o.price)) for o in orders] == [("0.02", "50100"), ("0.03", "50100")], \
+            entry_errors(app)
+
+
+async def test_the_halt_key_does_not_wait_behind_keys_typed_before_it(
+        app: TradedeskApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys go one at a time, but the halt is run as it is read, with the keys typed before it
+    still waiting: the order they spell is refused."""
+    waiting_at_halt: list[int] = []
+    halt = TradedeskApp.action_halt
+
+    def spy(self: TradedeskApp) -> None:
+        waiting_at_halt.append(self._keys.waiting)
+        halt(self)
+
+    monkeypatch.setattr(TradedeskApp, "action_halt", spy)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        burst(pilot, "0.02", "tab", "tab", "50100", "enter", "ctrl+k")
+        await settle(pilot)
+        assert waiting_at_halt and waiting_at_halt[0] > 0
+        assert app.engine.trading_state is TradingState.HALTED
+        assert await app.engine.get_active_orders() == []
+
+
+async def test_a_paste_behind_a_key_that_opens_a_dialog_goes_into_the_dialog(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        burst(pilot, "f6")
+        assert pilot.app._driver is not None
+        pilot.app._driver.process_message(events.Paste("0.5"))
+        await settle(pilot)
+        assert isinstance(app.screen, AlgoScreen)
+        assert app.screen.query_one("#algo-amount", Input).value == "0.5"
+        assert field(app, "amount") == ""
+
+
+async def test_keys_behind_one_that_never_reports_back_are_routed_after_a_while(
+        app: TradedeskApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key whose widget closed with the router's callback still queued must not hold the
+    keyboard for good."""
+    monkeypatch.setattr(key_router, "GIVE_UP_AFTER", 0.0)
+    follow = key_router.KeyRouter._follow
+    lost: list[int] = []
+
+    def lose_the_first(self: key_router.KeyRouter, node: object, seq: int) -> None:
+        if seq == 1 or seq in lost:  # never reaches the app
+            lost.append(seq)
+            return
+        follow(self, node, seq)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(key_router.KeyRouter, "_follow", lose_the_first)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        burst(pilot, "0.02")
+        await settle(pilot)
+        assert lost and field(app, "amount") == "0.02"

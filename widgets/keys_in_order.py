@@ -11,9 +11,10 @@ chain, as if it still had the focus) when the key reaches it, and the key goes n
 Textual's open fix (issue #6605, PR #6631) does the first part for Input and TextArea. Every
 focusable widget of the console is one.
 
-Not covered: each widget works through its own queue, so keys for two different widgets in one
-read are not strictly in the order typed (in tmux, a two-order ticket in one send-keys placed
-one order). Strict order needs the app to route a key only once the previous one is handled.
+The app routes one key at a time (console.key_router), so keys for different widgets keep
+their order too. With it, Textual's own late binding would mostly find the focus unchanged;
+this still keeps each key's bindings with the widget it was typed into when the router had to
+give up waiting on a key.
 """
 
 from __future__ import annotations
