@@ -43,6 +43,7 @@ from widgets import messages as m
 from widgets.account_summary import AccountSummary
 from widgets.event_log import EventLog
 from widgets.header_bar import HeaderBar
+from widgets.keys_in_order import move_focus
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
 from widgets.positions_table import PositionsTable
@@ -244,6 +245,12 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
 
     async def _route_key(self, event: events.Event) -> None:
         await super().on_event(event)
+
+    def action_focus_next(self) -> None:
+        move_focus(self.screen, +1)
+
+    def action_focus_previous(self) -> None:
+        move_focus(self.screen, -1)
 
     @property
     def halt_key(self) -> str:

@@ -342,3 +342,12 @@ async def test_keys_behind_one_that_never_reports_back_are_routed_after_a_while(
         burst(pilot, "0.02")
         await settle(pilot)
         assert lost and field(app, "amount") == "0.02"
+
+
+async def test_the_trailing_row_typed_into_in_the_same_read_as_its_type(app: TradedeskApp) -> None:
+    """"tr" shows the Trail row: Tabs read with it skipped the row, still hidden when they ran."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        burst(pilot, "shift+tab", "shift+tab", "tr", *["tab"] * 8, "100")
+        await settle(pilot)
+        assert field(app, "type") == "tr" and field(app, "trail") == "100", app.focused

@@ -21,7 +21,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from core.algos_model import ParentOrder
 from widgets.messages import AlgoStartRequested
-from widgets.keys_in_order import OrderedInput, SubmitOnEnter
+from widgets.keys_in_order import OrderedInput, SubmitOnEnter, move_focus
 from widgets.typed_numbers import positive_decimal
 
 KINDS = {"twap": "TWAP", "iceberg": "Iceberg", "limit_then_market": "Limit then market"}
@@ -239,10 +239,10 @@ class AlgoScreen(SubmitOnEnter, ModalScreen[ParentOrder | None]):
         return super().check_action(action, parameters)
 
     def action_next_field(self) -> None:
-        self.focus_next()
+        move_focus(self, +1)
 
     def action_previous_field(self) -> None:
-        self.focus_previous()
+        move_focus(self, -1)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

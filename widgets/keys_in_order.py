@@ -25,6 +25,8 @@ from textual import events
 from textual.binding import BindingsMap
 from textual.dom import DOMNode
 from textual.keys import key_to_character
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input
 
 
@@ -96,3 +98,16 @@ class OrderedInput(KeysInOrder, Input):
 
 class OrderedCheckbox(KeysInOrder, Checkbox):
     pass
+
+
+def move_focus(screen: Screen[Any], direction: int) -> None:
+    """Tab / shift+tab (and the forms' up / down), once the screen is laid out. Textual orders the
+    focus chain by where each widget is on the screen, which it knows only after the next layout:
+    a row the key before had just shown (the order entry's Trail row, after "tr") sorted first
+    until then, and a Tab read with "tr" skipped it."""
+    if screen._layout_required or any(widget._layout_required for widget in screen.walk_children(Widget)):
+        screen._refresh_layout()
+    if direction > 0:
+        screen.focus_next()
+    else:
+        screen.focus_previous()
