@@ -111,7 +111,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self._starting: asyncio.Future[None] | None = None
         self._core_log = CoreLogHandler()  # the core's warnings, into the event log
         self.halting = False
-        self._keys = KeyRouter(self, self._route_key, lambda key: key.key == self.halt_key)
+        self._keys = KeyRouter(self, self._route_key, lambda key: key.key in self.halt_key.split(","))
         self._ctrl_c_at: float | None = None
         self.register_theme(TRADEDESK_THEME)
         # Not `self.theme = ...`: its watcher re-parses every style sheet once the app runs, after

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
     from textual.screen import Screen
 
-# A key whose callback never comes back (its widget closed with it still queued) holds the keys
-# behind it this long at most. Generous: a key's own work is well under 100 ms.
+# How often to check that a key's callback still sits in a live queue. A slow key (a stalled
+# loop, a big redraw) is waited for; one whose queue closed under it (at exit) is given up on,
+# and so is any key after GIVE_UP_AT_LAST, so a wedged widget never holds the keyboard for good.
 GIVE_UP_AFTER = 1.0
+GIVE_UP_AT_LAST = 10.0
 
 
 @dataclass
@@ -42,6 +44,8 @@ class _InFlight:
     again: MessagePump | None  # the widget to go through once more, for what it posted itself
     screen: Screen[object]
     give_up: asyncio.TimerHandle
+    sent_at: float
+    at: MessagePump | None = None  # the queue the callback sits in now
 
 
 class KeyRouter:
@@ -71,8 +75,8 @@ class KeyRouter:
         seq = next(self._seq)
         screen = app.screen
         target = app.focused or screen
-        give_up = asyncio.get_running_loop().call_later(GIVE_UP_AFTER, app.call_later, self._arrived, seq, True)
-        self._busy = _InFlight(seq, None, screen, give_up)
+        loop = asyncio.get_running_loop()
+        self._busy = _InFlight(seq, None, screen, loop.call_later(GIVE_UP_AFTER, self._check_lost, seq), loop.time())
         await self._route(event)
         if event.is_forwarded:  # to the focused widget: follow it there, and once more
             self._busy.again = target
@@ -80,7 +84,21 @@ class KeyRouter:
         else:  # a binding ran in the app (Tab, F2...): what it queued in the app runs first
             self._follow(app, seq)
 
+    def _check_lost(self, seq: int) -> None:
+        busy = self._busy
+        if busy is None or busy.seq != seq:
+            return
+        loop = asyncio.get_running_loop()
+        at = busy.at
+        alive = at is not None and not at._closed and (at is self._app or (at._task is not None and not at._task.done()))
+        if alive and loop.time() - busy.sent_at < GIVE_UP_AT_LAST:  # slow, not lost
+            busy.give_up = loop.call_later(GIVE_UP_AFTER, self._check_lost, seq)
+        else:
+            self._app.call_later(self._arrived, seq, True)
+
     def _follow(self, node: MessagePump, seq: int) -> None:
+        if self._busy is not None and self._busy.seq == seq:
+            self._busy.at = node
         if not node.call_later(self._climb, node, seq):  # closed: nothing more can come from it
             self._app.call_later(self._arrived, seq)
 

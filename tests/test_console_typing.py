@@ -19,7 +19,7 @@ from textual.widgets import Input, Select
 
 from console import key_router
 from console.app import TradedeskApp
-from core import ManualClock, OrderStatus, TradingState
+from core import Engine, ManualClock, OrderStatus, Settings, TradingState
 from widgets.algo_dialog import AlgoScreen
 from widgets.confirm import ConfirmScreen
 from widgets.modify_dialog import ModifyScreen
@@ -27,7 +27,7 @@ from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
 from widgets.positions_table import PositionsTable
 
-from .test_console_flows import SIZE, entry_errors, limit, make_app, market, settle
+from .test_console_flows import QUIET_CLOCK, SIZE, entry_errors, limit, make_app, market, settle
 
 _CHARACTERS = {"tab": "\t", "shift+tab": None, "enter": "\r", "down": None, "up": None, "f2": None, "f3": None,
                "f4": None, "f6": None, "ctrl+k": "\x0b",
@@ -289,18 +289,24 @@ async def test_a_two_order_ticket_in_one_read_places_both_orders_as_typed(app: T
             entry_errors(app)
 
 
-async def test_the_halt_key_does_not_wait_behind_keys_typed_before_it(
-        app: TradedeskApp, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keys go one at a time, but the halt is run as it is read, with the keys typed before it
-    still waiting: the order they spell is refused."""
-    waiting_at_halt: list[int] = []
+@pytest.fixture
+def waiting_at_halt(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many keys were still waiting each time the halt ran."""
+    waiting: list[int] = []
     halt = TradedeskApp.action_halt
 
     def spy(self: TradedeskApp) -> None:
-        waiting_at_halt.append(self._keys.waiting)
+        waiting.append(self._keys.waiting)
         halt(self)
 
     monkeypatch.setattr(TradedeskApp, "action_halt", spy)
+    return waiting
+
+
+async def test_the_halt_key_does_not_wait_behind_keys_typed_before_it(
+        app: TradedeskApp, waiting_at_halt: list[int]) -> None:
+    """Keys go one at a time, but the halt is run as it is read, with the keys typed before it
+    still waiting: the order they spell is refused."""
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         burst(pilot, "0.02", "tab", "tab", "50100", "enter", "ctrl+k")
@@ -351,3 +357,33 @@ async def test_the_trailing_row_typed_into_in_the_same_read_as_its_type(app: Tra
         burst(pilot, "shift+tab", "shift+tab", "tr", *["tab"] * 8, "100")
         await settle(pilot)
         assert field(app, "type") == "tr" and field(app, "trail") == "100", app.focused
+
+
+async def test_a_halt_key_mapped_to_two_keys_does_not_wait_either(
+        tmp_path: Path, clock: ManualClock, waiting_at_halt: list[int]) -> None:
+    """The keymap takes a comma-separated list ("f12,ctrl+k"): both keys halt, and neither may
+    queue behind the keys typed before it (the router compared the key with the whole list)."""
+    engine = Engine.paper(db=tmp_path / "j.sqlite", seed=7, clock=clock, settings=Settings(keys={"halt": "f12,ctrl+k"}))
+    app = TradedeskApp(engine, run_loops=False, flush_interval=0, clock_interval=QUIET_CLOCK)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            burst(pilot, "0.02", "tab", "tab", "50100", "enter", "ctrl+k")
+            await settle(pilot)
+            assert engine.trading_state is TradingState.HALTED
+            assert waiting_at_halt and waiting_at_halt[0] > 0
+    finally:
+        await engine.close()
+
+
+async def test_a_slow_key_is_waited_for_not_given_up_on(app: TradedeskApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check for a lost key runs at every turn of the loop here, as it would after a stall
+    of GIVE_UP_AFTER: a key whose work is still queued is waited for. Given up on, the price and
+    Enter behind "m" went to the orders pane before the dialog opened."""
+    monkeypatch.setattr(key_router, "GIVE_UP_AFTER", 0.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+        await settle(pilot)
+        burst(pilot, "f3", "m", "50875", "enter")
+        await settle(pilot)
+        assert [str(o.price) for o in await app.engine.get_active_orders()] == ["50875"]
