@@ -80,8 +80,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         Binding("f3", "focus_orders", "Orders", priority=True, id="focus_orders"),
         Binding("f4", "focus_positions", "Positions", priority=True, id="focus_positions"),
         Binding("f5", "stats", "Stats", id="stats", show=False),
-        # priority: the dialog opens as the key is read, so the keys typed behind it are not
-        # routed to the order entry beneath (they are lost instead)
+        # priority: it opens the dialog, not the entry's binding, wherever the focus is
         Binding("f6", "new_algo", "Algo", priority=True, id="new_algo"),
         Binding("ctrl+r", "reconcile_view", "Reconcile", id="reconcile", show=False),
         Binding("f1", "help", "Help", id="help"),
