@@ -43,6 +43,7 @@ from widgets import messages as m
 from widgets.account_summary import AccountSummary
 from widgets.event_log import EventLog
 from widgets.header_bar import HeaderBar
+from widgets.in_place import update_text
 from widgets.keys_in_order import move_focus
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
@@ -357,8 +358,8 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
             shown_filter, shown, total = self.q(OrdersView).counts
             title = f"Orders — {shown_filter} ({shown} of {total})   f filter · c cancel · m modify · C cancel symbol"
             label = self.main_screen.query_one("#orders-title", Static)
-            if str(label.content) != title:  # an update lays the screen out again
-                label.update(title)
+            if str(label.content) != title:
+                update_text(label, title)
 
     def log_line(self, level: str, text: str, at: object = None) -> None:
         try:

@@ -18,6 +18,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.in_place import set_virtual_size
 from widgets.keys_in_order import KeysInOrder
 
 _LEVEL_STYLE = {"info": "", "warning": "bold yellow", "error": "bold red", "fill": "green"}
@@ -80,7 +81,7 @@ class EventLog(KeysInOrder, ScrollView, can_focus=True):
                 self.lines = self.lines[-self.MAX_LINES:]
             self._widest_line_width = max(self._widest_line_width,
                                           max(sum(s.cell_length for s in line) for line in lines))
-        self.virtual_size = Size(self._widest_line_width, len(self.lines))
+        set_virtual_size(self, Size(self._widest_line_width, len(self.lines)))
         self.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def notify_style_update(self) -> None:

@@ -24,7 +24,9 @@ from typing import Any
 from textual import events
 from textual.binding import BindingsMap
 from textual.dom import DOMNode
+from textual.geometry import Size
 from textual.keys import key_to_character
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input
@@ -88,6 +90,12 @@ class SubmitOnEnter:
 
 
 class OrderedInput(KeysInOrder, Input):
+    # Input sets its scrollable width from its text at every change, and Widget's reactive lays
+    # the whole screen out for it: every typed character, ~10-30 ms with 10,000 orders. The
+    # width scrolls the text only; an Input sized by its content lays out again itself
+    # (Input._watch_value, styles.auto_dimensions). See widgets.in_place.
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
     async def action_submit(self) -> None:
         form = next((node for node in self.ancestors if isinstance(node, SubmitOnEnter)), None)
         if form is None:

@@ -29,6 +29,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from core.models import Market, OrderRequest, OrderType, Side, TimeInForce
 from core.risk import protective_problems
+from widgets.in_place import update_text
 from widgets.messages import ContingentSubmitted, OrderSubmitted
 from widgets.keys_in_order import OrderedCheckbox, OrderedInput, SubmitOnEnter
 from widgets.typed_numbers import positive_decimal
@@ -350,8 +351,8 @@ class OrderEntry(SubmitOnEnter, Vertical):
         verdict = self.query_one("#entry-verdict", Static)
         self.summary = draft.summary if draft is not None else ""
         if draft is None:
-            preview.update("")
-            verdict.update("")
+            update_text(preview, "")
+            update_text(verdict, "")
             self.verdict = []
             return
         request = draft.checks[0]
@@ -364,12 +365,12 @@ class OrderEntry(SubmitOnEnter, Vertical):
             margin = "none (reduce-only)" if request.reduce_only else f"{notional / request.leverage:,.2f}"
             text.append(f"Notional {notional:,.2f}  fee {'~' + format(fee, ',.2f') if fee is not None else 'unknown'}"
                         f"\nMargin {margin}")
-        preview.update(text)
+        update_text(preview, text)
         self.verdict = [problem for r in draft.checks for problem in self._checker(r)]
         if self.verdict:
-            verdict.update(Text("✗ " + "; ".join(dict.fromkeys(self.verdict)), style="bold red"))
+            update_text(verdict, Text("✗ " + "; ".join(dict.fromkeys(self.verdict)), style="bold red"))
         else:
-            verdict.update(Text("✓ passes risk checks", style="green"))
+            update_text(verdict, Text("✓ passes risk checks", style="green"))
 
     def _fee(self, request: OrderRequest, notional: Decimal) -> Decimal | None:
         """The fee at the market's own rate (None when the venue does not say): maker if the
@@ -406,7 +407,7 @@ class OrderEntry(SubmitOnEnter, Vertical):
                 text.append("\n")
             name = _NAMES.get(field) or FIELDS.get(field, (field.capitalize(),))[0]
             text.append(f"{name}: {problem}", style="red")
-        self.query_one("#entry-errors", Static).update(text)
+        update_text(self.query_one("#entry-errors", Static), text)
 
     def submit(self) -> bool:
         """Enter in any field (see SubmitOnEnter): the form as it is now."""

@@ -34,6 +34,7 @@ from core.algos_model import (
     TwapParams,
 )
 from core.models import Order, OrderStatus
+from widgets.in_place import set_virtual_size
 from widgets.keys_in_order import KeysInOrder
 from widgets.messages import (
     AlgoCancelRequested,
@@ -289,7 +290,7 @@ class OrdersView(KeysInOrder, ScrollView, can_focus=True):
     def _rows_changed(self) -> None:
         self.cursor = min(self.cursor, max(len(self._rows) - 1, 0))
         cols = self.columns
-        self.virtual_size = Size(sum(w for _, w in cols) + len(cols), len(self._rows) + 1)  # + header
+        set_virtual_size(self, Size(sum(w for _, w in cols) + len(cols), len(self._rows) + 1))  # + header
         counts = self.counts
         if counts != self._counts:
             self._counts = counts
