@@ -15,6 +15,7 @@ from textual.widgets import Input, Static
 from console.app import TradedeskApp
 from core import ManualClock
 from widgets.event_log import EventLog
+from widgets.modify_dialog import ModifyScreen
 from widgets.order_entry import OrderEntry
 from widgets.orders_view import OrdersView
 
@@ -120,3 +121,33 @@ async def test_an_error_that_needs_another_line_lays_the_form_out(app: Tradedesk
             await settle(pilot)
         assert "Amount" in str(errors.content) and errors.size.height == 2
         assert laid_out == []
+
+
+async def test_deleting_right_of_the_cursor_keeps_the_text_in_view(app: TradedeskApp) -> None:
+    """The Input's scroll offset was kept in range by the layout its value change set off: a
+    Delete (the cursor, hence the selection, unchanged) left it past the new end, and the field
+    showed the value's last few characters followed by blanks, even after it lost focus."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        price = app.q(OrderEntry).query_one("#in-price", Input)
+        price.focus()
+        await pilot.press(*"50990.123456789012345")
+        assert price.scroll_x > 0  # longer than the field
+        await pilot.press(*["left"] * 6, *["delete"] * 6, "tab")
+        await pilot.pause()
+        assert price.value == "50990.123456789"
+        assert price.scroll_x == price.max_scroll_x
+        shown = price.render_line(0).text.strip()
+        assert shown and "50990.123456789".endswith(shown) and len(shown) >= price.content_size.width - 2
+
+
+async def test_the_modify_dialog_shows_the_focused_field_s_value(app: TradedeskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        order = await app.engine.place_order(limit("BTC/USDT", "50990", "0.01"))
+        await settle(pilot)
+        await pilot.press("f3", "m")
+        await pilot.pause()
+        assert isinstance(app.screen, ModifyScreen)
+        price = app.screen.query_one("#modify-price", Input)
+        assert app.focused is price and price.value == f"{order.price:f}"
+        assert price.size.height == 1 and price.render_line(0).text.strip() == "50990"

@@ -96,6 +96,11 @@ class OrderedInput(KeysInOrder, Input):
     # (Input._watch_value, styles.auto_dimensions). See widgets.in_place.
     virtual_size = Reactive(Size(0, 0), layout=False)
 
+    def watch_virtual_size(self) -> None:
+        # what that layout also did: a shorter value (Delete, a value set in code) keeps the
+        # text in view, where the scroll offset would otherwise stay past its new end
+        self.scroll_x = self.validate_scroll_x(self.scroll_x)
+
     async def action_submit(self) -> None:
         form = next((node for node in self.ancestors if isinstance(node, SubmitOnEnter)), None)
         if form is None:

@@ -21,7 +21,7 @@ class ModifyScreen(SubmitOnEnter, ModalScreen[tuple[Decimal | None, Decimal | No
     ModifyScreen { align: center middle; }
     ModifyScreen > Vertical { width: 56; max-width: 90%; height: auto; padding: 1 2; }
     ModifyScreen Grid { grid-size: 2; grid-columns: 8 1fr; grid-rows: 1; height: auto; }
-    ModifyScreen Input { height: 1; border: none; padding: 0; }
+    ModifyScreen Input, ModifyScreen Input:focus { height: 1; border: none; padding: 0; }
     """
 
     def __init__(self, order: Order) -> None:
