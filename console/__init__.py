@@ -3,3 +3,10 @@
 from console import gc_pause
 
 gc_pause.pause()  # first thing: every import below this package is start-up (see gc_pause)
+
+from platformdirs import user_cache_path  # noqa: E402
+
+from console import code_cache  # noqa: E402
+
+# before Textual, pydantic and the core are imported: their dataclasses are most of what it holds
+code_cache.install(user_cache_path("tradedesk", appauthor=False))

@@ -27,7 +27,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 import styles
-from console import gc_pause
+from console import code_cache, gc_pause
 from console.algo_actions import AlgoActions
 from console.reconcile_actions import ReconcileActions
 from console.bridge import EngineBridge
@@ -98,8 +98,11 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         flush_interval: float = 0.02,
         clock_interval: float = 1.0,
         run_loops: bool = True,
-        styles_cache: Path | None = None,
+        cache_folder: Path | None = None,
     ) -> None:
+        # cache_folder: the user cache folder. The style sheets parsed (console.styles_cache) and
+        # the code generated (console.code_cache) at the last start are read from it, and this
+        # start's are written back after the first frame. None (tests, scripts): neither is kept.
         super().__init__()
         self.engine = engine
         self.live = live
@@ -122,10 +125,12 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.add_class(f"-theme-{TRADEDESK_THEME.name}")
         self._styles_cache: StylesCache | None = None
         self.styles_written: asyncio.Future[None] | None = None  # the cache's write, when there is one
-        if styles_cache is not None:  # parsed sheets from the last run (see console.styles_cache)
+        self._cache_folder = cache_folder
+        self.code_written: asyncio.Future[bool] | None = None  # console.code_cache's write, when there is one
+        if cache_folder is not None:  # parsed sheets from the last run (see console.styles_cache)
             from console.styles_cache import StylesCache
 
-            self._styles_cache = StylesCache(self.stylesheet, styles_cache)
+            self._styles_cache = StylesCache(self.stylesheet, cache_folder)
             self._styles_cache.load()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -215,6 +220,8 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         data = self._styles_cache.snapshot() if self._styles_cache is not None else None
         if data is not None:  # first run, or a sheet changed: off the event loop
             self.styles_written = asyncio.get_running_loop().run_in_executor(None, self._styles_cache.write, data)
+        if self._cache_folder is not None:  # the code generated at start-up (console.code_cache), for the next
+            self.code_written = asyncio.get_running_loop().run_in_executor(None, code_cache.save, self._cache_folder)
 
     async def _show_everything(self) -> None:
         """Initial state, restored from the journal."""

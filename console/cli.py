@@ -186,9 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     from console.app import TradedeskApp
 
     def console_app(engine: Engine, *, live: bool, venue_label: str) -> TradedeskApp:
-        # with the style sheets parsed at the last start (console.styles_cache)
+        # with the style sheets parsed and the code generated at the last start (console.styles_cache, code_cache)
         return TradedeskApp(engine, live=live, venue_label=venue_label,
-                            styles_cache=user_cache_path("tradedesk", appauthor=False))
+                            cache_folder=user_cache_path("tradedesk", appauthor=False))
 
     db = args.db or default_db()
     if args.db is not None and not args.db.expanduser().parent.exists():

@@ -15,11 +15,9 @@ nobody else could have written it: unpickling runs code, as importing does.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
-import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from typing import Any
 import rich
 import textual
 from textual.css.stylesheet import Stylesheet
+
+from console.cache_files import own, write_atomic
 
 log = logging.getLogger(__name__)
 _FORMAT = 2  # bump when what is stored changes
@@ -61,15 +61,6 @@ def _header(stylesheet: Stylesheet) -> tuple[Any, ...]:
             sorted(variables.items()))
 
 
-def _own(info: os.stat_result) -> bool:
-    """The user's own file, that nobody else can write (POSIX; elsewhere the cache folder is
-    the user's own)."""
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:
-        return True
-    return info.st_uid == getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
 class StylesCache:
     """Primes one stylesheet's parse cache from ``folder`` and writes back what it parsed."""
 
@@ -88,7 +79,7 @@ class StylesCache:
             return 0
         try:
             with open(self.path, "rb") as f:
-                if not _own(os.fstat(f.fileno())):
+                if not own(os.fstat(f.fileno())):
                     log.debug("styles cache %s: not the user's own file or writable by others; not read", self.path)
                     return 0
                 if pickle.load(f) != _header(self.stylesheet):  # the header first: a stale file costs no more
@@ -129,14 +120,7 @@ class StylesCache:
 
     def write(self, data: bytes) -> None:
         """Atomically, so a reader sees the old file or the new one; a failure is only logged."""
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, data)
         except OSError as exc:
             log.debug("styles cache %s not written: %s", self.path, exc)
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def _start(db: Path, folder: Path) -> tuple[str, TradedeskApp]:
     """One start of the console until its first frame: the screen as text, and the app."""
     app = TradedeskApp(Engine.paper(db=db, seed=7, clock=ManualClock()), run_loops=False,
-                       flush_interval=0, clock_interval=3600.0, styles_cache=folder)
+                       flush_interval=0, clock_interval=3600.0, cache_folder=folder)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         if app.styles_written is not None:

@@ -1,0 +1,134 @@
+"""Code the standard library generates at import, compiled once and kept between runs.
+
+``dataclasses`` writes the source of each dataclass's ``__init__``, ``__repr__`` and ``__eq__``
+and hands it to ``exec``; ``typing`` compiles each string annotation it evaluates; ``namedtuple``
+evaluates the source of each ``__new__``. At the console's start that is ~1,800 sources (Textual,
+Rich, pydantic, the core, the widgets), ~860 of them distinct, parsed and compiled afresh each
+time: ~35-45 ms of the cold start. Python's bytecode cache cannot hold them (they are not files),
+so this module does it for them: each code object, keyed by its source's exact text, is
+marshalled to the user cache folder after the first frame, and the next start compiles only what
+it does not find there (the file loads in ~3 ms).
+
+A cached code object is what compiling the same text with the same flags makes, so every
+generated function is the same. Each of the three modules gets a wrapper under the name of the
+builtin it calls (``dataclasses.exec``, ``typing.compile``, ``collections.eval``): a module's
+globals come before the builtins, so only that module's own calls go through it, and any call
+of another shape goes straight to the builtin.
+
+Anything wrong with the file (missing, corrupt, from another Python, not the user's own) only
+means the sources are compiled as before. The file is the user's, mode 0600, and read only if
+nobody else could have written it: its code runs, as a ``.pyc`` file's does.
+"""
+
+from __future__ import annotations
+
+import __future__ as future_flags
+import builtins
+import collections
+import dataclasses
+import marshal
+import os
+import sys
+import typing
+from pathlib import Path
+from types import CodeType, ModuleType
+from typing import Any
+
+from console.cache_files import own, write_atomic
+
+FILE_NAME = "generated-code.marshal"
+_FORMAT = 1  # bump when what is stored changes
+
+_compiled: dict[tuple[str, str], CodeType] = {}  # (mode, source) -> code: read from the file, or compiled
+_used: set[tuple[str, str]] = set()  # the keys this run asked for
+_loaded: frozenset[tuple[str, str]] = frozenset()
+_installed = False
+stats = {"hits": 0, "compiled": 0}
+
+
+def _code(source: str, mode: str) -> CodeType:
+    key = (mode, source)
+    _used.add(key)
+    code = _compiled.get(key)
+    if code is None:
+        stats["compiled"] += 1
+        # dont_inherit: compiled as the calling module would (install checks it has no
+        # __future__ import), not with this module's `annotations`, which would turn the
+        # generated functions' annotations into strings
+        code = _compiled[key] = builtins.compile(source, "<string>", mode, dont_inherit=True)
+    else:
+        stats["hits"] += 1
+    return code
+
+
+def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:  # noqa: A002 - exec's own names
+    if type(source) is str:
+        source = _code(source, "exec")
+    builtins.exec(source, globals, locals)
+
+
+def _eval(source: Any, globals: Any = None, locals: Any = None, /) -> Any:  # noqa: A002
+    if type(source) is str:
+        source = _code(source, "eval")
+    return builtins.eval(source, globals, locals)
+
+
+def _compile(source: Any, filename: Any, mode: Any, *args: Any, **kwargs: Any) -> Any:
+    if type(source) is str and filename == "<string>" and mode == "eval" and not args and not kwargs:
+        return _code(source, "eval")
+    return builtins.compile(source, filename, mode, *args, **kwargs)
+
+
+# The builtin each module calls on generated source, and the wrapper it gets in its place.
+_ROUTES: tuple[tuple[ModuleType, str, Any], ...] = (
+    (dataclasses, "exec", _exec),
+    (typing, "compile", _compile),
+    (collections, "eval", _eval),
+)
+
+
+def _plain(module: ModuleType) -> bool:
+    """No ``from __future__`` import: what it compiles gets no flags, as ``_code`` compiles."""
+    return not any(isinstance(value, future_flags._Feature) for value in vars(module).values())
+
+
+def _header() -> tuple[object, ...]:
+    # marshal's format for code objects, and the bytecode, change between Python builds
+    return (_FORMAT, sys.version, sys.implementation.cache_tag)
+
+
+def install(folder: Path) -> int:
+    """Route the modules' generated code through the cache, primed from ``folder``. Returns how
+    many code objects were read (0: everything is compiled as usual). Once per process."""
+    global _installed, _loaded
+    if _installed:
+        return len(_loaded)
+    _installed = True
+    for module, name, wrapper in _ROUTES:
+        if name not in vars(module) and _plain(module):  # a module that defines the name itself: left alone
+            setattr(module, name, wrapper)
+    try:
+        with open(folder / FILE_NAME, "rb") as f:
+            if not own(os.fstat(f.fileno())):
+                return 0
+            header, entries = marshal.load(f)
+    except Exception:  # noqa: BLE001 - missing, corrupt, another Python: compile, and write it afresh
+        return 0
+    if header != _header() or type(entries) is not dict:
+        return 0
+    _compiled.update(entries)
+    _loaded = frozenset(entries)
+    return len(entries)
+
+
+def save(folder: Path) -> bool:
+    """Write what this run asked for, for the next start, unless that is what was read. Atomic:
+    a reader sees the old file or the new one. A failure is only a start that compiles."""
+    keys = frozenset(_used)  # one step under the GIL: imports in other threads may still add
+    if not _installed or keys == _loaded:
+        return False
+    try:
+        write_atomic(folder / FILE_NAME, marshal.dumps((_header(), {key: _compiled[key] for key in keys})))
+    except (OSError, ValueError):  # ValueError: something marshal cannot write
+        return False
+    return True

@@ -1,0 +1,147 @@
+"""Generated code kept between starts (console.code_cache): the next start compiles none of what
+the last one compiled, the generated functions are the ones Python makes, and anything wrong with
+the file only means compiling as before.
+
+Each start is a new process: the cache routes three standard modules' calls for the whole
+process, so this one's are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Makes what the cache holds (a dataclass, a namedtuple, string annotations) and says what came of it.
+_SCRIPT = textwrap.dedent("""
+    import collections, dataclasses, json, sys, typing
+    from pathlib import Path
+
+    from console import code_cache  # importing the console installs it
+
+    @dataclasses.dataclass(frozen=True)
+    class Point:
+        x: int
+        tags: "tuple[str, ...]" = ()
+        notes: list = dataclasses.field(default_factory=list, compare=False)
+
+    Pair = collections.namedtuple("Pair", "left right")
+
+    class Holder:
+        point: "Point"
+        pairs: "dict[str, Pair]"
+
+    hints = typing.get_type_hints(Holder, localns={"Point": Point, "Pair": Pair})
+    works = (
+        Point.__init__.__annotations__ == {"x": int, "tags": "tuple[str, ...]", "notes": list, "return": None}
+        and Point(1) == Point(1, notes=[1]) and Point(1) != Point(2) and Point(1).notes == []
+        and repr(Point(1, ("a",))) == "Point(x=1, tags=('a',), notes=[])" and hash(Point(3)) == hash(Point(3))
+        and Pair(1, 2) == (1, 2) and Pair(1, right=2).right == 2
+        and hints == {"point": Point, "pairs": dict[str, Pair]}
+    )
+    saved = code_cache.save(Path(sys.argv[1]) / "tradedesk") if len(sys.argv) > 1 else None
+    print(json.dumps({"works": works, "loaded": len(code_cache._loaded), "saved": saved, **code_cache.stats}))
+""")
+
+
+def _start(cache_home: Path, *, save: bool = True) -> dict[str, object]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", _SCRIPT, *([str(cache_home)] if save else [])],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_second_start_compiles_nothing_and_makes_the_same_functions(tmp_path: Path) -> None:
+    first = _start(tmp_path)
+    assert first["works"] is True
+    assert first["loaded"] == 0 and first["compiled"] > 0 and first["saved"] is True
+    path = tmp_path / "tradedesk" / "generated-code.marshal"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+    second = _start(tmp_path)
+    assert second["works"] is True  # annotations are types, not strings; eq, repr, hash, hints
+    assert second["compiled"] == 0
+    assert second["hits"] == first["compiled"] + first["hits"]
+    assert second["loaded"] > 0
+    assert second["saved"] is False  # it asked for what it read: the file is left as it is
+
+
+def test_a_file_others_could_write_is_not_read(tmp_path: Path) -> None:
+    assert _start(tmp_path)["saved"] is True
+    path = tmp_path / "tradedesk" / "generated-code.marshal"
+    os.chmod(path, 0o664)
+    after = _start(tmp_path, save=False)
+    assert after["works"] is True
+    assert after["loaded"] == 0 and after["hits"] == 0 and after["compiled"] > 0
+
+
+def test_a_corrupt_file_means_compiling_as_before_and_is_replaced(tmp_path: Path) -> None:
+    folder = tmp_path / "tradedesk"
+    folder.mkdir()
+    path = folder / "generated-code.marshal"
+    path.write_bytes(b"not marshal data")
+    os.chmod(path, 0o600)
+    first = _start(tmp_path)
+    assert first["works"] is True and first["loaded"] == 0 and first["hits"] == 0
+    assert first["saved"] is True
+    assert _start(tmp_path)["compiled"] == 0
+
+
+def test_a_file_from_another_python_is_not_used(tmp_path: Path) -> None:
+    assert _start(tmp_path)["saved"] is True
+    path = tmp_path / "tradedesk" / "generated-code.marshal"
+    header, entries = marshal.loads(path.read_bytes())
+    assert entries
+    path.write_bytes(marshal.dumps(((header[0], "2.7.18 (elsewhere)", "cpython-27"), entries)))
+    after = _start(tmp_path)
+    assert after["works"] is True and after["loaded"] == 0 and after["hits"] == 0
+    assert after["saved"] is True  # written afresh for this Python
+    assert marshal.loads(path.read_bytes())[0] == header
+
+
+# The `tradedesk` command, headless, until its first frame; then what the cache did.
+_COMMAND = textwrap.dedent("""
+    import json, sys
+    import console.cli, console.app
+    from console import code_cache
+
+    class Probe(console.app.TradedeskApp):
+        def run(self, **kwargs):
+            self.run_loops = False
+            return super().run(headless=True, size=(100, 30))
+
+        def _after_first_frame(self):  # the console's own: it starts the cache's write
+            self.at_first_frame = dict(code_cache.stats)
+            super()._after_first_frame()
+            self.call_later(self._report)
+
+        async def _report(self):
+            saved = await self.code_written if self.code_written is not None else None
+            print(json.dumps({"saved": saved, "loaded": len(code_cache._loaded), **self.at_first_frame}))
+            self.exit()
+
+    console.app.TradedeskApp = Probe
+    console.cli.main(["--db", sys.argv[1]])
+""")
+
+
+def test_the_command_writes_it_after_the_first_frame_and_the_next_start_reads_it(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+
+    def start(db: str) -> dict[str, object]:
+        out = subprocess.run([sys.executable, "-c", _COMMAND, str(tmp_path / db)], capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=60, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = start("a.sqlite")  # counts up to the first frame
+    assert first["loaded"] == 0 and first["saved"] is True
+    assert int(first["compiled"]) > 500  # Textual's, pydantic's, the core's and the widgets' dataclasses
+    second = start("b.sqlite")
+    assert int(second["loaded"]) >= int(first["compiled"])
+    assert second["compiled"] == 0 and second["hits"] == first["hits"] + first["compiled"]
