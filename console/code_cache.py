@@ -93,8 +93,9 @@ def _plain(module: ModuleType) -> bool:
 
 
 def _header() -> tuple[object, ...]:
-    # marshal's format for code objects, and the bytecode, change between Python builds
-    return (_FORMAT, sys.version, sys.implementation.cache_tag)
+    # marshal's format for code objects and the bytecode change between Python builds, and
+    # compile's output with -O (as .pyc files are kept apart by it)
+    return (_FORMAT, sys.version, sys.implementation.cache_tag, sys.flags.optimize)
 
 
 def install(folder: Path) -> int:
@@ -111,7 +112,7 @@ def install(folder: Path) -> int:
         with open(folder / FILE_NAME, "rb") as f:
             if not own(os.fstat(f.fileno())):
                 return 0
-            header, entries = marshal.load(f)
+            header, entries = marshal.loads(f.read())  # load(f) reads object by object: ~8x slower
     except Exception:  # noqa: BLE001 - missing, corrupt, another Python: compile, and write it afresh
         return 0
     if header != _header() or type(entries) is not dict:
