@@ -1,12 +1,15 @@
-"""The user cache folder's files (console.styles_cache, console.code_cache): who may have
-written one, and writing one so that a reader sees the old file or the new one."""
+"""The user cache folder's files (console.styles_cache, console.code_cache): reading one only if
+it is the user's own, and writing one so that a reader sees the old file or the new one."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
+
+MAX_BYTES = 64 << 20  # far above either cache (~0.8 MB together): anything bigger is not ours
 
 
 def own(info: os.stat_result) -> bool:
@@ -19,17 +22,34 @@ def own(info: os.stat_result) -> bool:
     return info.st_uid == getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` (mode 0600, its folder 0700 if made) through a temporary file and a
-    rename. Raises OSError, with the temporary file removed."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+def read_own(path: Path) -> bytes | None:
+    """The file's bytes, or None when it is missing, not a regular file (a FIFO would block the
+    start: it is opened without waiting), not the user's own, or too big to be a cache."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or not own(info) or info.st_size > MAX_BYTES:
+            return None
+        try:
+            return f.read()
+        except OSError:
+            return None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` through a new temporary file beside it (mode 0600, a name nobody could
+    have planted a link under) and a rename; the folder is made 0700 if missing. Raises
+    OSError, with the temporary file removed."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except OSError:
+    except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp)
         raise

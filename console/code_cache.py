@@ -27,14 +27,13 @@ import builtins
 import collections
 import dataclasses
 import marshal
-import os
 import sys
 import typing
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
-from console.cache_files import own, write_atomic
+from console.cache_files import read_own, write_atomic
 
 FILE_NAME = "generated-code.marshal"
 _FORMAT = 1  # bump when what is stored changes
@@ -48,28 +47,36 @@ stats = {"hits": 0, "compiled": 0}
 
 def _code(source: str, mode: str) -> CodeType:
     key = (mode, source)
-    _used.add(key)
     code = _compiled.get(key)
     if code is None:
-        stats["compiled"] += 1
         # dont_inherit: compiled as the calling module would (install checks it has no
         # __future__ import), not with this module's `annotations`, which would turn the
-        # generated functions' annotations into strings
-        code = _compiled[key] = builtins.compile(source, "<string>", mode, dont_inherit=True)
+        # generated functions' annotations into strings. A source that does not compile
+        # raises here, as it would have, and is not remembered.
+        code = builtins.compile(source, "<string>", mode, dont_inherit=True)
+        _compiled[key] = code  # before _used: save() may read both from another thread
+        stats["compiled"] += 1
     else:
         stats["hits"] += 1
+    _used.add(key)
     return code
 
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:  # noqa: A002 - exec's own names
     if type(source) is str:
         source = _code(source, "exec")
+    if globals is None:  # as the builtin: the caller's namespace, not this module's
+        caller = sys._getframe(1)
+        globals, locals = caller.f_globals, caller.f_locals if locals is None else locals
     builtins.exec(source, globals, locals)
 
 
 def _eval(source: Any, globals: Any = None, locals: Any = None, /) -> Any:  # noqa: A002
     if type(source) is str:
-        source = _code(source, "eval")
+        source = _code(source.lstrip(" \t"), "eval")  # as the builtin, which skips leading blanks
+    if globals is None:
+        caller = sys._getframe(1)
+        globals, locals = caller.f_globals, caller.f_locals if locals is None else locals
     return builtins.eval(source, globals, locals)
 
 
@@ -108,18 +115,25 @@ def install(folder: Path) -> int:
     for module, name, wrapper in _ROUTES:
         if name not in vars(module) and _plain(module):  # a module that defines the name itself: left alone
             setattr(module, name, wrapper)
+    data = read_own(folder / FILE_NAME)
+    if data is None:
+        return 0
     try:
-        with open(folder / FILE_NAME, "rb") as f:
-            if not own(os.fstat(f.fileno())):
-                return 0
-            header, entries = marshal.loads(f.read())  # load(f) reads object by object: ~8x slower
-    except Exception:  # noqa: BLE001 - missing, corrupt, another Python: compile, and write it afresh
+        # marshal.load(f) would read it object by object: ~12 ms against ~3
+        header, entries = marshal.loads(data)
+    except Exception:  # noqa: BLE001 - corrupt: compile, and write it afresh
         return 0
-    if header != _header() or type(entries) is not dict:
-        return 0
+    if header != _header() or type(entries) is not dict or not all(map(_entry, entries.items())):
+        return 0  # another Python, or not what this module writes
     _compiled.update(entries)
     _loaded = frozenset(entries)
     return len(entries)
+
+
+def _entry(item: tuple[Any, Any]) -> bool:
+    key, code = item
+    return (type(key) is tuple and len(key) == 2 and key[0] in ("exec", "eval") and type(key[1]) is str
+            and type(code) is CodeType)
 
 
 def save(folder: Path) -> bool:
@@ -130,6 +144,6 @@ def save(folder: Path) -> bool:
         return False
     try:
         write_atomic(folder / FILE_NAME, marshal.dumps((_header(), {key: _compiled[key] for key in keys})))
-    except (OSError, ValueError):  # ValueError: something marshal cannot write
+    except Exception:  # noqa: BLE001 - a full disk, something marshal cannot write: compiled next time
         return False
     return True

@@ -15,6 +15,7 @@ nobody else could have written it: unpickling runs code, as importing does.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -26,7 +27,7 @@ import rich
 import textual
 from textual.css.stylesheet import Stylesheet
 
-from console.cache_files import own, write_atomic
+from console.cache_files import read_own, write_atomic
 
 log = logging.getLogger(__name__)
 _FORMAT = 2  # bump when what is stored changes
@@ -77,16 +78,14 @@ class StylesCache:
         cache = self._parse_cache()
         if cache is None:
             return 0
-        try:
-            with open(self.path, "rb") as f:
-                if not own(os.fstat(f.fileno())):
-                    log.debug("styles cache %s: not the user's own file or writable by others; not read", self.path)
-                    return 0
-                if pickle.load(f) != _header(self.stylesheet):  # the header first: a stale file costs no more
-                    return 0
-                entries = pickle.load(f)
-        except FileNotFoundError:
+        data = read_own(self.path)
+        if data is None:  # missing, or not a file only the user could have written
             return 0
+        try:
+            f = io.BytesIO(data)
+            if pickle.load(f) != _header(self.stylesheet):  # the header first: a stale file costs no more
+                return 0
+            entries = pickle.load(f)
         except Exception as exc:  # corrupt or from another version: parse, and write it afresh
             log.debug("styles cache %s unreadable (%s): parsing the sheets", self.path, exc)
             return 0

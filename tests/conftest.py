@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -16,11 +17,21 @@ if TYPE_CHECKING:
     from tests.loopback.okx import LoopbackOkx
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _user_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """`tradedesk` keeps its parsed style sheets in the user cache folder (console.styles_cache):
-    the tests' runs of it, in this process or in a child, use a temporary one."""
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+_USER_CACHE: tempfile.TemporaryDirectory[str] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`tradedesk` keeps its parsed style sheets and generated code in the user cache folder
+    (console.styles_cache, console.code_cache): the tests' runs of it, in this process or in a
+    child, use a temporary one. Set before collection: importing the console reads it."""
+    global _USER_CACHE
+    _USER_CACHE = tempfile.TemporaryDirectory(prefix="tradedesk-user-cache-")
+    os.environ["XDG_CACHE_HOME"] = _USER_CACHE.name
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _USER_CACHE is not None:
+        _USER_CACHE.cleanup()
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Makes what the cache holds (a dataclass, a namedtuple, string annotations) and says what came of it.
@@ -38,12 +40,21 @@ _SCRIPT = textwrap.dedent("""
         pairs: "dict[str, Pair]"
 
     hints = typing.get_type_hints(Holder, localns={"Point": Point, "Pair": Pair})
+    try:  # a source that does not compile fails as it would, and the rest is still kept
+        typing.ForwardRef("not an expression!")
+    except SyntaxError:
+        pass
+    else:
+        raise AssertionError("compiled")
     works = (
         Point.__init__.__annotations__ == {"x": int, "tags": "tuple[str, ...]", "notes": list, "return": None}
         and Point(1) == Point(1, notes=[1]) and Point(1) != Point(2) and Point(1).notes == []
         and repr(Point(1, ("a",))) == "Point(x=1, tags=('a',), notes=[])" and hash(Point(3)) == hash(Point(3))
         and Pair(1, 2) == (1, 2) and Pair(1, right=2).right == 2
         and hints == {"point": Point, "pairs": dict[str, Pair]}
+        # as the builtins: leading blanks skipped, and no namespace given means the caller's
+        and collections.eval(" 1 + 1") == 2 and collections.eval("__name__") == "__main__"
+        and (dataclasses.exec("here = __name__") or globals().get("here") == "__main__")
     )
     saved = code_cache.save(Path(sys.argv[1]) / "tradedesk") if len(sys.argv) > 1 else None
     print(json.dumps({"works": works, "loaded": len(code_cache._loaded), "saved": saved, **code_cache.stats}))
@@ -98,11 +109,33 @@ def test_a_file_from_another_python_is_not_used(tmp_path: Path) -> None:
     path = tmp_path / "tradedesk" / "generated-code.marshal"
     header, entries = marshal.loads(path.read_bytes())
     assert entries
-    path.write_bytes(marshal.dumps(((header[0], "2.7.18 (elsewhere)", "cpython-27"), entries)))
+    path.write_bytes(marshal.dumps(((header[0], "3.11.0 (another build)", *header[2:]), entries)))
     after = _start(tmp_path)
     assert after["works"] is True and after["loaded"] == 0 and after["hits"] == 0
     assert after["saved"] is True  # written afresh for this Python
     assert marshal.loads(path.read_bytes())[0] == header
+
+
+@pytest.mark.parametrize("entries", [
+    "values",  # a code object's place holds something else
+    "keys",  # a key that is not (mode, source)
+])
+def test_a_file_holding_other_things_is_not_used(tmp_path: Path, entries: str) -> None:
+    assert _start(tmp_path)["saved"] is True
+    path = tmp_path / "tradedesk" / "generated-code.marshal"
+    header, good = marshal.loads(path.read_bytes())
+    bad = {k: 0 for k in good} if entries == "values" else {**good, ("exec",): next(iter(good.values()))}
+    path.write_bytes(marshal.dumps((header, bad)))
+    after = _start(tmp_path)
+    assert after["works"] is True and after["loaded"] == 0 and after["hits"] == 0 and after["saved"] is True
+
+
+def test_a_fifo_at_its_place_does_not_stop_the_start(tmp_path: Path) -> None:
+    folder = tmp_path / "tradedesk"
+    folder.mkdir()
+    os.mkfifo(folder / "generated-code.marshal", 0o600)
+    after = _start(tmp_path, save=False)  # no writer ever opens the FIFO: a blocking open would hang here
+    assert after["works"] is True and after["loaded"] == 0
 
 
 # The `tradedesk` command, headless, until its first frame; then what the cache did.
