@@ -220,7 +220,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         data = self._styles_cache.snapshot() if self._styles_cache is not None else None
         if data is not None:  # first run, or a sheet changed: off the event loop
             self.styles_written = asyncio.get_running_loop().run_in_executor(None, self._styles_cache.write, data)
-        if self._cache_folder is not None:  # the code generated at start-up (console.code_cache), for the next
+        if self._cache_folder is not None:  # the code generated at start-up (console.code_cache), for the next start
             self.code_written = asyncio.get_running_loop().run_in_executor(None, code_cache.save, self._cache_folder)
 
     async def _show_everything(self) -> None:
