@@ -59,15 +59,18 @@ console.cli.main(["--db", sys.argv[2]])
 def cold_start() -> tuple[float, float, float, float]:
     """A new process each time, as a trader starting the console. Bytecode caching is on, as
     in a normal install (this sandbox sets PYTHONDONTWRITEBYTECODE; a first, discarded run
-    writes the caches). No config file and no TRADEDESK_* variables: the defaults. The output
-    is a pipe, so the terminal size comes from COLUMNS/LINES: without them Rich assumes 80x25
-    and the headless driver 80x24, and the resize between the two relaid and repainted every
-    widget (~18 ms), which a real terminal, reporting one size to both, never does."""
+    writes the caches, into a user cache folder of its own: a developer's may hold the style
+    sheets of other checkouts too, which one install's never does). No config file and no
+    TRADEDESK_* variables: the defaults. The output is a pipe, so the terminal size comes from
+    COLUMNS/LINES: without them Rich assumes 80x25 and the headless driver 80x24, and the resize
+    between the two relaid and repainted every widget (~18 ms), which a real terminal, reporting
+    one size to both, never does."""
     env = {k: v for k, v in os.environ.items()
            if k != "PYTHONDONTWRITEBYTECODE" and not k.upper().startswith("TRADEDESK_")}
     env.update(PYTHONPATH=str(ROOT), COLUMNS="80", LINES="24")
     first, settled = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        env["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
         for i in range(10):
             db = str(Path(tmp) / f"s{i}.sqlite")
             out = subprocess.run([sys.executable, "-c", _STARTUP, repr(time.time()), db], cwd=ROOT,

@@ -34,9 +34,11 @@ def main(other: Path, runs: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs + 1):  # the first round writes the bytecode caches: not counted
             for n, tree in enumerate(trees):
+                # each tree its own user cache folder, as one install has
                 out = subprocess.run(
                     [sys.executable, "-c", _STARTUP, repr(time.time()), f"{tmp}/{i}-{n}.sqlite"], cwd=tree,
-                    env={**env, "PYTHONPATH": str(tree), "COLUMNS": "80", "LINES": "24"},
+                    env={**env, "PYTHONPATH": str(tree), "COLUMNS": "80", "LINES": "24",
+                         "XDG_CACHE_HOME": f"{tmp}/cache-{n}"},
                     capture_output=True, text=True, check=True,
                 )
                 if i:

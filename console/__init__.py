@@ -6,6 +6,11 @@ gc_pause.pause()  # first thing: every import below this package is start-up (se
 
 from platformdirs import user_cache_path  # noqa: E402
 
+from console import module_cache  # noqa: E402
+
+# first: every module imported from here on is one it can serve
+module_cache.install(user_cache_path("tradedesk", appauthor=False))
+
 from console import code_cache  # noqa: E402
 
 # before Textual, pydantic and the core are imported: their dataclasses are most of what it holds

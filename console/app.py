@@ -27,7 +27,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 import styles
-from console import code_cache, gc_pause
+from console import code_cache, gc_pause, module_cache
 from console.algo_actions import AlgoActions
 from console.reconcile_actions import ReconcileActions
 from console.bridge import EngineBridge
@@ -100,9 +100,10 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         run_loops: bool = True,
         cache_folder: Path | None = None,
     ) -> None:
-        # cache_folder: the user cache folder. The style sheets parsed (console.styles_cache) and
-        # the code generated (console.code_cache) at the last start are read from it, and this
-        # start's are written back after the first frame. None (tests, scripts): neither is kept.
+        # cache_folder: the user cache folder. The style sheets parsed (console.styles_cache), the
+        # code generated (console.code_cache) and the modules imported (console.module_cache) at
+        # the last start are read from it, and this start's are written back after the first
+        # frame. None (tests, scripts): none is kept.
         super().__init__()
         self.engine = engine
         self.live = live
@@ -127,6 +128,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.styles_written: asyncio.Future[None] | None = None  # the cache's write, when there is one
         self._cache_folder = cache_folder
         self.code_written: asyncio.Future[bool] | None = None  # console.code_cache's write, when there is one
+        self.modules_written: asyncio.Future[bool] | None = None  # console.module_cache's
         if cache_folder is not None:  # parsed sheets from the last run (see console.styles_cache)
             from console.styles_cache import StylesCache
 
@@ -213,6 +215,8 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
+        # what the start imported and compiled, before the lines below import more
+        modules, code = module_cache.imported(), code_cache.used()
         gc_pause.resume()  # collect again
         # The halt's retry library, loaded in a thread: during start-up it held the GIL away from
         # building the screen (~10 ms of the cold start); now it is ready long before a halt.
@@ -220,8 +224,10 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         data = self._styles_cache.snapshot() if self._styles_cache is not None else None
         if data is not None:  # first run, or a sheet changed: off the event loop
             self.styles_written = asyncio.get_running_loop().run_in_executor(None, self._styles_cache.write, data)
-        if self._cache_folder is not None:  # the code generated at start-up (console.code_cache), for the next start
-            self.code_written = asyncio.get_running_loop().run_in_executor(None, code_cache.save, self._cache_folder)
+        if self._cache_folder is not None:  # for the next start
+            loop = asyncio.get_running_loop()
+            self.code_written = loop.run_in_executor(None, code_cache.save, self._cache_folder, code)
+            self.modules_written = loop.run_in_executor(None, module_cache.save, self._cache_folder, modules)
 
     async def _show_everything(self) -> None:
         """Initial state, restored from the journal."""

@@ -1,4 +1,4 @@
-"""The user cache folder's files (console.styles_cache, console.code_cache): reading one only if
+"""The user cache folder's files (console.styles_cache, code_cache, module_cache): reading one only if
 it is the user's own, and writing one so that a reader sees the old file or the new one."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-MAX_BYTES = 64 << 20  # far above either cache (~0.8 MB together): anything bigger is not ours
+MAX_BYTES = 64 << 20  # far above the styles and code caches (~0.7 MB together): anything bigger is not ours
 
 
 def own(info: os.stat_result) -> bool:
@@ -22,17 +22,30 @@ def own(info: os.stat_result) -> bool:
     return info.st_uid == getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def read_own(path: Path) -> bytes | None:
-    """The file's bytes, or None when it is missing, not a regular file (a FIFO would block the
-    start: it is opened without waiting), not the user's own, or too big to be a cache."""
+def open_own(path: Path, max_bytes: int = MAX_BYTES) -> int | None:
+    """A file descriptor open for reading, or None when the file is missing, not a regular file
+    (a FIFO would block the start: it is opened without waiting), not the user's own, or bigger
+    than ``max_bytes``."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as f:
+    try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or not own(info) or info.st_size > MAX_BYTES:
-            return None
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode) or not own(info) or info.st_size > max_bytes:
+        os.close(fd)
+        return None
+    return fd
+
+
+def read_own(path: Path) -> bytes | None:
+    """The file's bytes, or None for a file ``open_own`` refuses."""
+    fd = open_own(path)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as f:
         try:
             return f.read()
         except OSError:

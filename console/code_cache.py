@@ -136,10 +136,16 @@ def _entry(item: tuple[Any, Any]) -> bool:
             and type(code) is CodeType)
 
 
-def save(folder: Path) -> bool:
-    """Write what this run asked for, for the next start, unless that is what was read. Atomic:
+def used() -> frozenset[tuple[str, str]]:
+    """What this run has asked for so far. Taken when the first frame is up, before anything
+    started then imports more (the halt's retry library, in a thread): what a start asks for is
+    then the same each time, and the file is not rewritten at every start."""
+    return frozenset(_used)  # one step under the GIL: imports in other threads may still add
+
+
+def save(folder: Path, keys: frozenset[tuple[str, str]]) -> bool:
+    """Write ``keys`` (from ``used``) for the next start, unless that is what was read. Atomic:
     a reader sees the old file or the new one. A failure is only a start that compiles."""
-    keys = frozenset(_used)  # one step under the GIL: imports in other threads may still add
     if not _installed or keys == _loaded:
         return False
     try:

@@ -56,7 +56,7 @@ _SCRIPT = textwrap.dedent("""
         and collections.eval(" 1 + 1") == 2 and collections.eval("__name__") == "__main__"
         and (dataclasses.exec("here = __name__") or globals().get("here") == "__main__")
     )
-    saved = code_cache.save(Path(sys.argv[1]) / "tradedesk") if len(sys.argv) > 1 else None
+    saved = code_cache.save(Path(sys.argv[1]) / "tradedesk", code_cache.used()) if len(sys.argv) > 1 else None
     print(json.dumps({"works": works, "loaded": len(code_cache._loaded), "saved": saved, **code_cache.stats}))
 """)
 
@@ -136,45 +136,3 @@ def test_a_fifo_at_its_place_does_not_stop_the_start(tmp_path: Path) -> None:
     os.mkfifo(folder / "generated-code.marshal", 0o600)
     after = _start(tmp_path, save=False)  # no writer ever opens the FIFO: a blocking open would hang here
     assert after["works"] is True and after["loaded"] == 0
-
-
-# The `tradedesk` command, headless, until its first frame; then what the cache did.
-_COMMAND = textwrap.dedent("""
-    import json, sys
-    import console.cli, console.app
-    from console import code_cache
-
-    class Probe(console.app.TradedeskApp):
-        def run(self, **kwargs):
-            self.run_loops = False
-            return super().run(headless=True, size=(100, 30))
-
-        def _after_first_frame(self):  # the console's own: it starts the cache's write
-            self.at_first_frame = dict(code_cache.stats)
-            super()._after_first_frame()
-            self.call_later(self._report)
-
-        async def _report(self):
-            saved = await self.code_written if self.code_written is not None else None
-            print(json.dumps({"saved": saved, "loaded": len(code_cache._loaded), **self.at_first_frame}))
-            self.exit()
-
-    console.app.TradedeskApp = Probe
-    console.cli.main(["--db", sys.argv[1]])
-""")
-
-
-def test_the_command_writes_it_after_the_first_frame_and_the_next_start_reads_it(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-
-    def start(db: str) -> dict[str, object]:
-        out = subprocess.run([sys.executable, "-c", _COMMAND, str(tmp_path / db)], capture_output=True,
-                             text=True, env=env, cwd=ROOT, timeout=60, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    first = start("a.sqlite")  # counts up to the first frame
-    assert first["loaded"] == 0 and first["saved"] is True
-    assert int(first["compiled"]) > 500  # Textual's, pydantic's, the core's and the widgets' dataclasses
-    second = start("b.sqlite")
-    assert int(second["loaded"]) >= int(first["compiled"])
-    assert second["compiled"] == 0 and second["hits"] == first["hits"] + first["compiled"]
