@@ -27,7 +27,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 import styles
-from console import code_cache, gc_pause, module_cache
+from console import code_cache, gc_pause, module_cache, regex_cache
 from console.algo_actions import AlgoActions
 from console.reconcile_actions import ReconcileActions
 from console.bridge import EngineBridge
@@ -101,9 +101,9 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         cache_folder: Path | None = None,
     ) -> None:
         # cache_folder: the user cache folder. The style sheets parsed (console.styles_cache), the
-        # code generated (console.code_cache) and the modules imported (console.module_cache) at
-        # the last start are read from it, and this start's are written back after the first
-        # frame. None (tests, scripts): none is kept.
+        # code generated (console.code_cache), the patterns compiled (console.regex_cache) and
+        # the modules imported (console.module_cache) at the last start are read from it, and
+        # this start's are written back after the first frame. None (tests, scripts): none is kept.
         super().__init__()
         self.engine = engine
         self.live = live
@@ -129,6 +129,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         self._cache_folder = cache_folder
         self.code_written: asyncio.Future[bool] | None = None  # console.code_cache's write, when there is one
         self.modules_written: asyncio.Future[bool] | None = None  # console.module_cache's
+        self.regexes_written: asyncio.Future[bool] | None = None  # console.regex_cache's
         if cache_folder is not None:  # parsed sheets from the last run (see console.styles_cache)
             from console.styles_cache import StylesCache
 
@@ -216,7 +217,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
 
     def _after_first_frame(self) -> None:
         # what the start imported and compiled, before the lines below import more
-        modules, code = module_cache.imported(), code_cache.used()
+        modules, code, regexes = module_cache.imported(), code_cache.used(), regex_cache.used()
         gc_pause.resume()  # collect again
         # The halt's retry library, loaded in a thread: during start-up it held the GIL away from
         # building the screen (~10 ms of the cold start); now it is ready long before a halt.
@@ -227,6 +228,7 @@ class TradedeskApp(AlgoActions, ReconcileActions, App[None]):  # the algorithms'
         if self._cache_folder is not None:  # for the next start
             loop = asyncio.get_running_loop()
             self.code_written = loop.run_in_executor(None, code_cache.save, self._cache_folder, code)
+            self.regexes_written = loop.run_in_executor(None, regex_cache.save, self._cache_folder, regexes)
             self.modules_written = loop.run_in_executor(None, module_cache.save, self._cache_folder, modules)
 
     async def _show_everything(self) -> None:

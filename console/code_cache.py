@@ -26,14 +26,13 @@ import __future__ as future_flags
 import builtins
 import collections
 import dataclasses
-import marshal
 import sys
 import typing
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
-from console.cache_files import read_own, write_atomic
+from console.cache_files import read_table, write_table
 
 FILE_NAME = "generated-code.marshal"
 _FORMAT = 1  # bump when what is stored changes
@@ -115,16 +114,9 @@ def install(folder: Path) -> int:
     for module, name, wrapper in _ROUTES:
         if name not in vars(module) and _plain(module):  # a module that defines the name itself: left alone
             setattr(module, name, wrapper)
-    data = read_own(folder / FILE_NAME)
-    if data is None:
+    entries = read_table(folder / FILE_NAME, _header(), _entry)
+    if entries is None:  # missing, corrupt, another Python's: compiled, and written afresh
         return 0
-    try:
-        # marshal.load(f) would read it object by object: ~12 ms against ~3
-        header, entries = marshal.loads(data)
-    except Exception:  # noqa: BLE001 - corrupt: compile, and write it afresh
-        return 0
-    if header != _header() or type(entries) is not dict or not all(map(_entry, entries.items())):
-        return 0  # another Python, or not what this module writes
     _compiled.update(entries)
     _loaded = frozenset(entries)
     return len(entries)
@@ -144,12 +136,6 @@ def used() -> frozenset[tuple[str, str]]:
 
 
 def save(folder: Path, keys: frozenset[tuple[str, str]]) -> bool:
-    """Write ``keys`` (from ``used``) for the next start, unless that is what was read. Atomic:
-    a reader sees the old file or the new one. A failure is only a start that compiles."""
-    if not _installed or keys == _loaded:
-        return False
-    try:
-        write_atomic(folder / FILE_NAME, marshal.dumps((_header(), {key: _compiled[key] for key in keys})))
-    except Exception:  # noqa: BLE001 - a full disk, something marshal cannot write: compiled next time
-        return False
-    return True
+    """Write ``keys`` (from ``used``) for the next start, unless the file held them all (see
+    ``write_table``). A failure is only a start that compiles."""
+    return _installed and write_table(folder / FILE_NAME, _header(), _compiled, keys, _loaded)

@@ -25,7 +25,8 @@ A module is served only when Python would import that same code:
 Anything else, and anything wrong with the file (missing, corrupt, from another Python, not the
 user's own), means Python's own import for that module or for all. The file is the user's, mode
 0600, and read only if nobody else could have written it: its code runs, as a ``.pyc`` file's
-does. It is written after the first frame, when this start imported what the file did not hold.
+does. It is written after the first frame, when this start imported what the file did not hold,
+keeping what it held that is still current.
 """
 
 from __future__ import annotations
@@ -294,6 +295,14 @@ def _keep(name: str, spec: ModuleSpec) -> tuple[_Entry, bytes] | None:
     return entry, data[16:]
 
 
+def _unchanged(entry: _Entry) -> bool:
+    try:
+        source, compiled = os.stat(entry[0]), os.stat(entry[4])
+    except OSError:
+        return False
+    return (source.st_mtime_ns, source.st_size, compiled.st_mtime_ns, compiled.st_size) == entry[2:4] + entry[5:7]
+
+
 def save(folder: Path, modules: list[tuple[str, ModuleSpec]]) -> bool:
     """Write ``modules`` (from ``imported``) for the next start, unless the file served all of
     them or holds why not. Once per process (a test session starts many apps); atomic: a reader
@@ -305,19 +314,31 @@ def save(folder: Path, modules: list[tuple[str, ModuleSpec]]) -> bool:
     if {name for name, _ in modules} <= _finder.served | _finder.skipped:
         return False
     index: dict[str, _Entry] = {}
-    skipped = []
+    skipped = set()
     blobs: list[bytes] = []
     offset = 0
     try:
         for name, spec in modules:
             kept = _keep(name, spec)
             if kept is None:
-                skipped.append(name)
+                skipped.add(name)
                 continue
             entry, code = kept
             index[name] = (*entry[:8], offset, len(code))
             blobs.append(code)
             offset += len(code)
+        # What the file held that this start did not import stays, while its source and .pyc are
+        # unchanged: starts of another kind (paper, live; an empty journal, a full one) import
+        # other modules, and would otherwise rewrite the file each time.
+        for name, entry in _finder.index.items():
+            if name in index or name in skipped or not _unchanged(entry):
+                continue
+            code = os.pread(_finder.fd, entry[9], _finder.base + entry[8])
+            if len(code) == entry[9]:
+                index[name] = (*entry[:8], offset, len(code))
+                blobs.append(code)
+                offset += len(code)
+        skipped |= _finder.skipped - index.keys()
         head = marshal.dumps((_header(), index, frozenset(skipped)))
         write_atomic(folder / FILE_NAME, len(head).to_bytes(_HEAD, "little") + head + b"".join(blobs))
     except Exception:  # noqa: BLE001 - a full disk, a folder we cannot write: imported as usual next time

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,3 +137,42 @@ def test_a_fifo_at_its_place_does_not_stop_the_start(tmp_path: Path) -> None:
     os.mkfifo(folder / "generated-code.marshal", 0o600)
     after = _start(tmp_path, save=False)  # no writer ever opens the FIFO: a blocking open would hang here
     assert after["works"] is True and after["loaded"] == 0
+
+
+# Makes N dataclasses whose fields are named after KIND, as starts of different kinds generate
+# different code; saves; says what came of it.
+_KINDS = textwrap.dedent("""
+    import dataclasses, json, marshal, sys
+    from pathlib import Path
+
+    from console import code_cache
+
+    kind, n = sys.argv[2], int(sys.argv[3])
+    for i in range(n):
+        dataclasses.make_dataclass(f"C{i}", [(f"{kind}_{i}", int)])
+    folder = Path(sys.argv[1]) / "tradedesk"
+    saved = code_cache.save(folder, code_cache.used())
+    held = len(marshal.loads((folder / code_cache.FILE_NAME).read_bytes())[1])
+    print(json.dumps({"compiled": code_cache.stats["compiled"], "saved": saved, "held": held}))
+""")
+
+
+def _kind(cache_home: Path, kind: str, n: int = 1) -> dict[str, Any]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", _KINDS, str(cache_home), kind, str(n)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_starts_of_two_kinds_do_not_rewrite_the_file_in_turn(tmp_path: Path) -> None:
+    assert _kind(tmp_path, "paper")["saved"] is True
+    assert _kind(tmp_path, "live")["saved"] is True  # its own code, added to the paper start's
+    again = _kind(tmp_path, "paper")
+    assert again["compiled"] == 0 and again["saved"] is False
+    assert _kind(tmp_path, "live")["saved"] is False
+
+
+def test_code_no_start_asks_for_any_more_is_dropped_once_it_is_most_of_the_file(tmp_path: Path) -> None:
+    big = _kind(tmp_path, "old", 40)  # say, a library since upgraded
+    small = _kind(tmp_path, "new", 1)
+    assert small["saved"] is True and small["held"] < big["held"] / 2

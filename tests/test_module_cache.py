@@ -390,3 +390,31 @@ def test_a_fifo_at_its_place_does_not_stop_the_start(tmp: Path) -> None:
     os.mkfifo(_file(tmp), 0o600)
     after = _start(tmp, save=False)  # no writer ever opens the FIFO: a blocking open would hang here
     assert after["value"] == 1 and after["held"] == 0
+
+
+def test_starts_importing_other_modules_do_not_rewrite_the_file_in_turn(tmp: Path) -> None:
+    (tmp / "lib" / "shop" / "desk.py").write_text("VALUE = 'desk'\n")
+    code = """
+        import importlib, json, sys
+        from pathlib import Path
+        from console import module_cache
+        module = importlib.import_module(sys.argv[2])
+        saved = module_cache.save(Path(sys.argv[1]) / "tradedesk", module_cache.imported())
+        print(json.dumps({"value": module.VALUE, "served": sorted(module_cache._finder.served), "saved": saved}))
+    """
+
+    def start(module: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(tmp / "cache"), module],
+                             capture_output=True, text=True, env=_env(tmp / "cache", [tmp / "lib"]), cwd=ROOT, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert start("shop.till")["saved"] is True
+    assert start("shop.desk")["saved"] is True  # a module the file did not hold: written, till kept
+    till = start("shop.till")
+    assert till["value"] == 1 and "shop.till" in till["served"] and till["saved"] is False
+    assert start("shop.desk")["saved"] is False
+    (tmp / "lib" / "shop" / "desk.py").write_text("VALUE = 'edited desk'\n")
+    assert start("shop.till")["saved"] is False  # an entry gone stale is not a reason to write
+    desk = start("shop.desk")
+    assert desk["value"] == "edited desk" and desk["saved"] is True
