@@ -39,6 +39,7 @@ _FORMAT = 1  # bump when what is stored changes
 
 _compiled: dict[tuple[str, str], CodeType] = {}  # (mode, source) -> code: read from the file, or compiled
 _used: set[tuple[str, str]] = set()  # the keys this run asked for
+_recording = True  # until used() is taken: code generated later (as the app runs) is not kept
 _loaded: frozenset[tuple[str, str]] = frozenset()
 _installed = False
 stats = {"hits": 0, "compiled": 0}
@@ -53,11 +54,14 @@ def _code(source: str, mode: str) -> CodeType:
         # generated functions' annotations into strings. A source that does not compile
         # raises here, as it would have, and is not remembered.
         code = builtins.compile(source, "<string>", mode, dont_inherit=True)
-        _compiled[key] = code  # before _used: save() may read both from another thread
         stats["compiled"] += 1
+        if not _recording:
+            return code
+        _compiled[key] = code  # before _used: save() may read both from another thread
     else:
         stats["hits"] += 1
-    _used.add(key)
+    if _recording:
+        _used.add(key)
     return code
 
 
@@ -129,9 +133,12 @@ def _entry(item: tuple[Any, Any]) -> bool:
 
 
 def used() -> frozenset[tuple[str, str]]:
-    """What this run has asked for so far. Taken when the first frame is up, before anything
-    started then imports more (the halt's retry library, in a thread): what a start asks for is
-    then the same each time, and the file is not rewritten at every start."""
+    """What this run has asked for, from its start. Taken when the first frame is up, before
+    anything started then imports more (the halt's retry library, in a thread): what a start
+    asks for is then the same each time, and the file is not rewritten at every start. Nothing
+    is recorded after it: a console running for hours keeps no more than its start's code."""
+    global _recording
+    _recording = False
     return frozenset(_used)  # one step under the GIL: imports in other threads may still add
 
 

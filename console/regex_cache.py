@@ -40,6 +40,7 @@ _programs: dict[tuple[str | bytes, int], tuple[int, list[int], int, dict[str, in
 _used: set[tuple[str | bytes, int]] = set()
 _loaded: frozenset[tuple[str | bytes, int]] = frozenset()
 _installed = False
+_recording = True  # until used() is taken: patterns compiled later (a search typed in the palette) are not kept
 stats = {"hits": 0, "compiled": 0}
 
 
@@ -57,10 +58,13 @@ def _compile(p: Any, flags: int = 0) -> Any:
             _loaded = _loaded - {key}  # and the file written again
         if pattern is not None:
             stats["hits"] += 1
-            _used.add(key)
+            if _recording:
+                _used.add(key)
             return pattern
     pattern = _original(p, flags)  # raises for a bad pattern, as it would: nothing is kept then
     stats["compiled"] += 1
+    if not _recording:
+        return pattern
     program = _program(p, flags, pattern)
     if program is not None:
         _programs[key] = program  # before _used: save() may read both from another thread
@@ -118,7 +122,11 @@ def install(folder: Path) -> int:
 
 
 def used() -> frozenset[tuple[str | bytes, int]]:
-    """What this run has compiled so far (taken when the first frame is up, as code_cache.used)."""
+    """What this run has compiled, from its start (taken when the first frame is up, as
+    code_cache.used). Nothing is recorded after it: Textual's palette compiles a pattern for
+    each search typed, and a console running for hours keeps no more than its start's."""
+    global _recording
+    _recording = False
     return frozenset(_used)
 
 

@@ -58,7 +58,12 @@ _SCRIPT = textwrap.dedent("""
         and (dataclasses.exec("here = __name__") or globals().get("here") == "__main__")
     )
     saved = code_cache.save(Path(sys.argv[1]) / "tradedesk", code_cache.used()) if len(sys.argv) > 1 else None
-    print(json.dumps({"works": works, "loaded": len(code_cache._loaded), "saved": saved, **code_cache.stats}))
+    # after the first frame's snapshot (used()), nothing more is recorded: an app running for hours
+    kept, counts = (len(code_cache._compiled), len(code_cache._used)), dict(code_cache.stats)
+    code_cache.used()
+    Later = dataclasses.make_dataclass("Later", [("made_after_the_start", int)])
+    works = works and Later(1).made_after_the_start == 1 and (len(code_cache._compiled), len(code_cache._used)) == kept
+    print(json.dumps({"works": works, "loaded": len(code_cache._loaded), "saved": saved, **counts}))
 """)
 
 

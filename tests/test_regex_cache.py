@@ -54,8 +54,13 @@ _SCRIPT = textwrap.dedent(r"""
         re.compile(r"debug(ged)?", re.DEBUG)
     debug = bool(shown.getvalue())
     saved = regex_cache.save(Path(sys.argv[1]) / "tradedesk", regex_cache.used()) if len(sys.argv) > 1 else None
-    print(json.dumps({"patterns": out, "bad": bad, "debug": debug, "loaded": len(regex_cache._loaded), "saved": saved,
-                      **regex_cache.stats}))
+    # after the first frame's snapshot (used()), nothing more is recorded: a pattern per palette search
+    kept, counts = (len(regex_cache._programs), len(regex_cache._used)), dict(regex_cache.stats)
+    regex_cache.used()
+    later = re.compile(r"searched (for)? something").search("searched for something") is not None
+    later = later and (len(regex_cache._programs), len(regex_cache._used)) == kept
+    print(json.dumps({"patterns": out, "bad": bad, "debug": debug, "later": later, "loaded": len(regex_cache._loaded), "saved": saved,
+                      **counts}))
 """)
 
 
@@ -81,6 +86,7 @@ def test_a_second_start_compiles_nothing_and_the_patterns_are_the_same(tmp_path:
     assert second["patterns"] == first["patterns"]  # text, flags, groups, names, what each finds
     assert second["bad"] == "error"
     assert first["debug"] is second["debug"] is True  # printed at each start, as Python does
+    assert first["later"] is second["later"] is True  # compiled and working, not kept
     assert second["saved"] is False
 
 
