@@ -35,6 +35,7 @@ import _imp
 import marshal
 import os
 import sys
+import zlib
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from importlib.util import MAGIC_NUMBER, cache_from_source
 from pathlib import Path
@@ -44,25 +45,28 @@ from typing import Any
 from console.cache_files import open_own, write_atomic
 
 FILE_NAME = "modules.bin"
-_FORMAT = 2  # bump when what is stored changes
+_FORMAT = 3  # bump when what is stored changes
 _MAX_BYTES = 256 << 20  # the console's modules take ~8 MB
 _HEAD = 8  # the file starts with the length of the marshalled (header, index, skipped) that follows
 
 # module -> (source, is a package, source mtime_ns, size, .pyc, its mtime_ns, size,
-#            ((folder, mtime_ns), ...) that nothing may have been added to, offset, length)
-_Entry = tuple[str, bool, int, int, str, int, int, tuple[tuple[str, int], ...], int, int]
+#            ((folder, mtime_ns), ...) that nothing may have been added to, offset, length, crc32)
+_Entry = tuple[str, bool, int, int, str, int, int, tuple[tuple[str, int], ...], int, int, int]
 
 
 class _Loader(SourceFileLoader):
     """Python's own loader for a source file (``__file__``, ``get_source``, resources all as
     usual), whose code comes from the file when it can."""
 
-    where: tuple[int, int]  # offset and length of the code in the file
+    where: tuple[int, int, int]  # offset, length and checksum of the code in the file
 
     def get_code(self, fullname: str) -> CodeType | None:
         try:
-            offset, length = self.where
-            code = marshal.loads(os.pread(_finder.fd, length, _finder.base + offset))
+            offset, length, checksum = self.where
+            data = os.pread(_finder.fd, length, _finder.base + offset)
+            # a flipped bit in code can crash the interpreter (as in a .pyc, which Python does
+            # not check): ~1.5 ms for the whole start
+            code = marshal.loads(data) if zlib.crc32(data) == checksum else None
         except Exception:  # noqa: BLE001 - the file changed under us or is damaged: the .pyc then
             code = None
         if type(code) is not CodeType:
@@ -98,7 +102,7 @@ class _Finder:
         entry = self.index.get(fullname)
         if entry is None:
             return None
-        origin, package, mtime_ns, size, pyc, pyc_mtime_ns, pyc_size, folders, offset, length = entry
+        origin, package, mtime_ns, size, pyc, pyc_mtime_ns, pyc_size, folders, offset, length, checksum = entry
         if path is None:
             if sys.path != _path:  # changed since the start: Python might find another
                 return None
@@ -117,7 +121,7 @@ class _Finder:
                 mtime_ns, size, pyc_mtime_ns, pyc_size):
             return None
         loader = _Loader(fullname, origin)
-        loader.where = (offset, length)
+        loader.where = (offset, length, checksum)
         spec = ModuleSpec(fullname, loader, origin=origin, is_package=package)
         spec.has_location = True  # __file__ and __cached__, as Python's finder sets them
         if package:
@@ -211,9 +215,9 @@ def _entry(item: tuple[Any, Any]) -> bool:
     name, entry = item
     if not (type(name) is str and type(entry) is tuple):
         return False
-    origin, package, mtime_ns, size, pyc, pyc_mtime_ns, pyc_size, folders, offset, length = entry
+    origin, package, mtime_ns, size, pyc, pyc_mtime_ns, pyc_size, folders, offset, length, checksum = entry
     return (type(origin) is str and type(package) is bool and type(pyc) is str and type(folders) is tuple
-            and all(type(v) is int for v in (mtime_ns, size, pyc_mtime_ns, pyc_size, offset, length))
+            and all(type(v) is int for v in (mtime_ns, size, pyc_mtime_ns, pyc_size, offset, length, checksum))
             and all(type(f) is tuple and len(f) == 2 and type(f[0]) is str and type(f[1]) is int for f in folders))
 
 
@@ -291,7 +295,7 @@ def _keep(name: str, spec: ModuleSpec) -> tuple[_Entry, bytes] | None:
             except OSError:
                 pass
     entry = (origin, package, source.st_mtime_ns, source.st_size, pyc, compiled.st_mtime_ns, compiled.st_size,
-             tuple(folders), 0, 0)
+             tuple(folders), 0, 0, 0)
     return entry, data[16:]
 
 
@@ -324,7 +328,7 @@ def save(folder: Path, modules: list[tuple[str, ModuleSpec]]) -> bool:
                 skipped.add(name)
                 continue
             entry, code = kept
-            index[name] = (*entry[:8], offset, len(code))
+            index[name] = (*entry[:8], offset, len(code), zlib.crc32(code))
             blobs.append(code)
             offset += len(code)
         # What the file held that this start did not import stays, while its source and .pyc are
@@ -334,8 +338,8 @@ def save(folder: Path, modules: list[tuple[str, ModuleSpec]]) -> bool:
             if name in index or name in skipped or not _unchanged(entry):
                 continue
             code = os.pread(_finder.fd, entry[9], _finder.base + entry[8])
-            if len(code) == entry[9]:
-                index[name] = (*entry[:8], offset, len(code))
+            if zlib.crc32(code) == entry[10]:
+                index[name] = (*entry[:8], offset, len(code), entry[10])
                 blobs.append(code)
                 offset += len(code)
         skipped |= _finder.skipped - index.keys()

@@ -7,15 +7,18 @@ module keeps each pattern's program (its code and groups) in the user cache fold
 start hands it straight to the engine.
 
 ``re._compiler.compile`` (what ``re.compile`` and every ``re`` function call for a pattern not in
-the process's own cache) gets a wrapper. A pattern it has not seen is compiled as before, and its
-program is taken apart (``_parser.parse`` and ``_compiler._code``, what ``compile`` runs) and
-kept only if the engine builds from it a pattern equal to Python's own: patterns compare equal
-when their text, flags and code are the same. So a kept program is the one Python makes, for
-this Python build and regex engine (both in the file's header).
+the process's own cache) gets a wrapper until the first frame is up; then ``re`` is as it always
+is. A pattern the wrapper has not seen is compiled as before, and its program is taken apart
+(``_parser.parse`` and ``_compiler._code``, what ``compile`` runs) and kept only if the engine
+builds from it a pattern equal to Python's own (the same text, flags and code, compared by ``==``,
+and the same groups). So a kept program is the one Python makes, for this Python build and regex
+engine (both in the file's header). A pattern the parser warns about is not kept: its warning
+comes at every start, as without the cache.
 
-Anything wrong with the file (missing, corrupt, another Python's, not the user's own) only means
-compiling as before; the engine checks every program it is given, too. The file is the user's,
-mode 0600, and read only if nobody else could have written it.
+Anything wrong with the file (missing, another Python's, not the user's own, damaged: it holds a
+checksum, since the engine checks a program only in part and a damaged one could crash it) only
+means compiling as before. The file is the user's, mode 0600, and read only if nobody else could
+have written it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import _sre
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +79,15 @@ def _compile(p: Any, flags: int = 0) -> Any:
 def _program(p: str | bytes, flags: int, pattern: Any) -> Any:
     """The engine's arguments for ``pattern``, if they build it again exactly."""
     try:
-        code = [int(c) for c in _compiler._code(_parser.parse(p, flags), flags)]  # opcodes are int subclasses
+        # A pattern the parser warns about (a possible nested set, a bad group name) is not
+        # kept: the warning must come at every start, as it does without the cache. Recorded
+        # here, this second parse's warnings are not shown twice (only during start-up, see used()).
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            parsed = _parser.parse(p, flags)
+        if warned:
+            return None
+        code = [int(c) for c in _compiler._code(parsed, flags)]  # opcodes are int subclasses
         groupindex = dict(pattern.groupindex)
         indexgroup: list[str | None] = [None] * (pattern.groups + 1)
         for name, index in groupindex.items():
@@ -127,6 +139,8 @@ def used() -> frozenset[tuple[str | bytes, int]]:
     each search typed, and a console running for hours keeps no more than its start's."""
     global _recording
     _recording = False
+    if _installed:  # from now on re compiles as it always does, the process's own cache aside
+        _compiler.compile = _original
     return frozenset(_used)
 
 

@@ -9,7 +9,6 @@ process, so this one's are left alone.
 from __future__ import annotations
 
 import json
-import marshal
 import os
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import cache_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,13 +114,13 @@ def test_a_corrupt_file_means_compiling_as_before_and_is_replaced(tmp_path: Path
 def test_a_file_from_another_python_is_not_used(tmp_path: Path) -> None:
     assert _start(tmp_path)["saved"] is True
     path = tmp_path / "tradedesk" / "generated-code.marshal"
-    header, entries = marshal.loads(path.read_bytes())
+    header, entries = cache_tables.read(path)
     assert entries
-    path.write_bytes(marshal.dumps(((header[0], "3.11.0 (another build)", *header[2:]), entries)))
+    cache_tables.write(path, (header[0], "3.11.0 (another build)", *header[2:]), entries)
     after = _start(tmp_path)
     assert after["works"] is True and after["loaded"] == 0 and after["hits"] == 0
     assert after["saved"] is True  # written afresh for this Python
-    assert marshal.loads(path.read_bytes())[0] == header
+    assert cache_tables.read(path)[0] == header
 
 
 @pytest.mark.parametrize("entries", [
@@ -129,9 +130,16 @@ def test_a_file_from_another_python_is_not_used(tmp_path: Path) -> None:
 def test_a_file_holding_other_things_is_not_used(tmp_path: Path, entries: str) -> None:
     assert _start(tmp_path)["saved"] is True
     path = tmp_path / "tradedesk" / "generated-code.marshal"
-    header, good = marshal.loads(path.read_bytes())
+    header, good = cache_tables.read(path)
     bad = {k: 0 for k in good} if entries == "values" else {**good, ("exec",): next(iter(good.values()))}
-    path.write_bytes(marshal.dumps((header, bad)))
+    cache_tables.write(path, header, bad)
+    after = _start(tmp_path)
+    assert after["works"] is True and after["loaded"] == 0 and after["hits"] == 0 and after["saved"] is True
+
+
+def test_a_damaged_file_means_compiling_as_before(tmp_path: Path) -> None:
+    assert _start(tmp_path)["saved"] is True
+    cache_tables.flip_a_byte(tmp_path / "tradedesk" / "generated-code.marshal")  # its checksum no longer matches
     after = _start(tmp_path)
     assert after["works"] is True and after["loaded"] == 0 and after["hits"] == 0 and after["saved"] is True
 
@@ -157,7 +165,7 @@ _KINDS = textwrap.dedent("""
         dataclasses.make_dataclass(f"C{i}", [(f"{kind}_{i}", int)])
     folder = Path(sys.argv[1]) / "tradedesk"
     saved = code_cache.save(folder, code_cache.used())
-    held = len(marshal.loads((folder / code_cache.FILE_NAME).read_bytes())[1])
+    held = len(marshal.loads(marshal.loads((folder / code_cache.FILE_NAME).read_bytes())[2]))
     print(json.dumps({"compiled": code_cache.stats["compiled"], "saved": saved, "held": held}))
 """)
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -343,7 +344,7 @@ def test_a_file_others_could_write_is_not_read(tmp: Path) -> None:
     assert after["value"] == 1 and after["served"] == [] and after["held"] == 0
 
 
-@pytest.mark.parametrize("damage", ["garbage", "header", "index", "short entry", "skipped", "cut", "code"])
+@pytest.mark.parametrize("damage", ["garbage", "header", "index", "short entry", "skipped", "cut", "flipped", "code"])
 def test_a_damaged_or_foreign_file_means_importing_as_usual(tmp: Path, damage: str) -> None:
     first = _start(tmp)
     assert first["saved"] is True
@@ -373,9 +374,12 @@ def test_a_damaged_or_foreign_file_means_importing_as_usual(tmp: Path, damage: s
         data = rewritten()
     elif damage == "cut":  # the index is whole, the code it points to is not there
         data = data[:8 + length + 10]
-    else:  # the code's place holds something that is not code
+    elif damage == "flipped":  # a byte of shop.till's code changed: its checksum no longer matches
+        at = 8 + length + index["shop.till"][8] + index["shop.till"][9] // 2
+        data = data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]
+    else:  # the code's place holds something that is not code (with the right checksum)
         junk = marshal.dumps(42)
-        index["shop.till"] = (*index["shop.till"][:8], len(body), len(junk))
+        index["shop.till"] = (*index["shop.till"][:8], len(body), len(junk), zlib.crc32(junk))
         data = rewritten(body + junk)
     path.write_bytes(data)
     after = _start(tmp)
