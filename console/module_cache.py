@@ -3,10 +3,10 @@
 Importing a module from its ``.pyc`` costs Python's import machinery ~50 us beyond running the
 module: look for it in each folder of its search path, stat the source, open, read and check
 the ``.pyc``, all in Python. The console imports ~400 such modules before its first frame
-(Textual, Rich, pydantic, asyncio, the core, the widgets): ~15-20 ms of the cold start. This
+(Textual, Rich, pydantic, asyncio, the core, the widgets): ~15 ms of the cold start. This
 finder, just ahead of Python's own, serves each module the last start imported from one file in
-the user cache folder: an index (module -> its source and ``.pyc`` files, where its code is) and
-the code, the very bytes of each ``.pyc`` Python loaded.
+the user cache folder: an index (module -> its source and ``.pyc`` files, where its code is, its
+crc32) and the code, the very bytes of each ``.pyc`` Python loaded.
 
 A module is served only when Python would import that same code:
 - its source and its ``.pyc`` are both unchanged (mtime to the nanosecond, and size): Python
