@@ -2,10 +2,10 @@
 projections rebuilt from it (orders, fills, positions, accounts, trading state), written in the
 same transaction.
 
-Writes are group-committed: every ``write`` joins a queue, a single writer task commits all
-queued writes in one transaction and only then resolves their futures. A caller that awaited
-``write`` therefore holds a durable record (``synchronous=FULL``), while the commit rate no
-longer caps the order rate.
+Writes are group-committed: every ``write`` joins a queue, and the database thread commits
+what is queued in one transaction, then what came meanwhile, and only then resolves their
+futures. A caller that awaited ``write`` therefore holds a durable record
+(``synchronous=FULL``), while the commit rate no longer caps the order rate.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -28,7 +29,7 @@ from core.models import Fill, Order
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_ID = "tradedesk"
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -50,27 +51,36 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE accounts (account TEXT PRIMARY KEY, data TEXT NOT NULL)",
         "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ],
+    # One statement commits a whole batch: rows tagged by table go into a view whose trigger
+    # writes each to its table, in write order (a later row for the same key wins). A lone
+    # statement is its own transaction, so a commit is one step in SQLite, and the database
+    # thread takes the GIL back once for it instead of once per statement (BEGIN, one insert
+    # per table, COMMIT), each a wait while the loop holds it.
+    2: [
+        "CREATE VIEW journal_rows(t, a, b, c, d, e, f) AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
+        """CREATE TRIGGER journal_rows_in INSTEAD OF INSERT ON journal_rows BEGIN
+  INSERT INTO events(ts, kind, account, order_id, data) SELECT NEW.a, NEW.b, NEW.c, NEW.d, NEW.e WHERE NEW.t = 'e';
+  INSERT INTO orders(id, account, client_order_id, symbol, status, data) SELECT NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f WHERE NEW.t = 'o' ON CONFLICT(id) DO UPDATE SET status=excluded.status, data=excluded.data;
+  INSERT OR IGNORE INTO fills(account, id, order_id, data) SELECT NEW.a, NEW.b, NEW.c, NEW.d WHERE NEW.t = 'f';
+  INSERT OR REPLACE INTO positions(account, symbol, data) SELECT NEW.a, NEW.b, NEW.c WHERE NEW.t = 'p';
+  INSERT OR REPLACE INTO accounts(account, data) SELECT NEW.a, NEW.b WHERE NEW.t = 'a';
+  INSERT OR REPLACE INTO state(key, value) SELECT NEW.a, NEW.b WHERE NEW.t = 's';
+END""",
+    ],
 }
 
 
-def _insert(head: str, width: int, tail: str = "") -> tuple[str, ...]:
-    """``head VALUES (?, ..), (?, ..) tail`` for 0..``_ROWS`` rows: one statement binds a whole
-    chunk of a batch in C, where ``executemany`` goes back to Python (and waits for the GIL the
-    event loop holds) for every row. The texts are fixed, so sqlite3's statement cache keeps them."""
-    row = "(" + ", ".join("?" * width) + ")"
-    return ("",) + tuple(f"{head} VALUES {', '.join([row] * n)}{tail}" for n in range(1, _ROWS + 1))
+_ROWS = 128  # rows per statement (7 parameters each); a batch with more is one explicit transaction
+_BATCH = 256  # writes per commit at most
+_INSERT = ("",) + tuple(
+    "INSERT INTO journal_rows VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * n) for n in range(1, _ROWS + 1)
+)  # fixed texts: sqlite3's statement cache keeps them
 
-
-_ROWS = 32  # rows per statement: 6 x 32 parameters is far below SQLite's limit of 32766
-_INSERTS = (  # in this order, per batch; a later row for the same key wins, as in write order
-    _insert("INSERT INTO events(ts, kind, account, order_id, data)", 5),
-    _insert("INSERT INTO orders(id, account, client_order_id, symbol, status, data)", 6,
-            " ON CONFLICT(id) DO UPDATE SET status=excluded.status, data=excluded.data"),
-    _insert("INSERT OR IGNORE INTO fills(account, id, order_id, data)", 4),
-    _insert("INSERT OR REPLACE INTO positions(account, symbol, data)", 3),
-    _insert("INSERT OR REPLACE INTO accounts(account, data)", 2),
-    _insert("INSERT OR REPLACE INTO state(key, value)", 2),
-)
+# How long a thread waiting for the GIL waits before it asks the holder to let go (Python's
+# default: 5 ms). The database thread needs the GIL back after every commit, while the loop is
+# busy with the next orders: at 5 ms it waited longer than the commit took, and commits could
+# not overlap the loop's work. Lowered for the process when a journal opens (never raised).
+SWITCH_INTERVAL = 20e-6
 
 # Checkpoints: SQLite copies the WAL back into the database file (with its own fsyncs) inside
 # whichever commit crosses wal_autocheckpoint pages, and every order waiting on that commit waits
@@ -109,6 +119,9 @@ class _Write:
     future: asyncio.Future[None]
 
 
+_Settled = tuple[list[_Write], "dict[int, BaseException] | None"]  # a committed batch, the writes that failed
+
+
 @dataclass(slots=True)
 class JournalContents:
     meta: dict[str, str]
@@ -139,20 +152,27 @@ class Journal:
         self._db = db
         self.meta = meta
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        self._pending: deque[_Write] = deque()  # appended on the loop, taken in the database thread
+        self._draining = False  # a drain job is queued or running in the database thread
+        self._quiet: asyncio.TimerHandle | None = None  # a quiet checkpoint waits for its moment
+        self._settled = asyncio.Event()  # nothing pending, committing or checkpointing
+        self._settled.set()
         self._closed = False
-        self._in_flight = False
         self.recent_kinds: deque[str] = deque(maxlen=256)  # last committed event kinds (diagnostics)
         self.commits = 0
         self.writes = 0
         self.checkpoints = 0
         self.checkpoints_interrupted = 0
-        self._checkpointing = False  # a quiet checkpoint is in flight (loop side)
+        self._checkpointing = False  # a quiet checkpoint is queued or running (loop side)
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_running = False  # its statement is running (database thread side)
         self._checkpoint_cancelled = False  # a write came: it must not start, or must stop
-        self._unchecked = 0  # bytes committed since the last checkpoint (roughly what the WAL holds)
+        # Bytes committed (written by the database thread only) and that count at the last
+        # checkpoint: what lies between is roughly what the WAL holds.
+        self._committed = 0
+        self._checked_at = 0
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -169,7 +189,7 @@ class Journal:
         if not existed and not os.access(p.parent, os.W_OK):
             raise JournalError(f"cannot create journal {p}: folder {p.parent} is read-only")
         try:
-            # cached_statements: the multi-row inserts are up to 6 x 32 distinct texts (default 128)
+            # cached_statements: the batch inserts are up to 128 distinct texts (the default is 128)
             db = await aiosqlite.connect(p, timeout=0.2, isolation_level=None, cached_statements=256)
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {p}: {exc}") from None
@@ -299,78 +319,134 @@ class Journal:
         if self._checkpointing:
             self._interrupt_checkpoint()
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put_nowait(_Write(
+        self._pending.append(_Write(
             ts, kind, account, order_id, payload, order_rows, fills,
             [(account or "paper", str(p["symbol"]), json.dumps(p)) for p in positions] if positions else (),
             [(str(ledger["account"]), json.dumps(ledger))] if ledger else (),
             list(state.items()) if state else (),
             fut,
         ))
+        self._settled.clear()
+        if not self._draining:
+            self._start_drain()  # behind a quiet checkpoint, if one is queued: interrupted above
         return fut
 
-    async def _write_loop(self) -> None:
-        while True:
-            if self._unchecked >= CHECKPOINT_BYTES and self._queue.empty():
-                try:  # due: run it if the desk stays quiet, else commit what comes first
-                    first = await asyncio.wait_for(self._queue.get(), QUIET_SECONDS)
-                except TimeoutError:
-                    self._in_flight = True
-                    await self._checkpoint(interruptible=True)
-                    self._in_flight = False
-                    continue
-            else:
-                first = await self._queue.get()
-            if first is None:
-                return
-            self._in_flight = True
-            batch = [first]
-            stop = False
-            while not self._queue.empty():
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            try:
-                await self._commit(batch)
-                for w in batch:
-                    if not w.future.done():
-                        w.future.set_result(None)
-            except Exception:  # noqa: BLE001 - any failure: retry write by write below
-                # One bad write must not sink the others: commit them one by one.
-                for w in batch:
-                    try:
-                        await self._commit([w])
-                        if not w.future.done():
-                            w.future.set_result(None)
-                    except Exception as exc:  # noqa: BLE001 - reported to that write's caller
-                        if not w.future.done():
-                            w.future.set_exception(JournalError(f"journal write '{w.kind}' failed: {exc}"))
-            if self._unchecked >= CHECKPOINT_MAX_BYTES:  # a burst that does not end: no quiet to wait for
-                await self._checkpoint()
-            self._in_flight = False
-            if stop:
-                return
+    # The writer. Writes are queued on the loop (``_pending``); one job in aiosqlite's thread
+    # (``_drain_in_thread``) commits them a batch at a time, each batch being what came while
+    # the one before was committing, until none is left. So the loop goes on with the next
+    # orders while a commit runs, and the thread starts the next commit without waiting for the
+    # loop to hand it over. The job is queued by the write that finds none running; when it
+    # ends, another is queued if writes came after its last look.
 
-    async def _checkpoint(self, interruptible: bool = False) -> None:
+    def _start_drain(self) -> None:
+        self._draining = True
+        job = self._loop.create_future()
+        job.add_done_callback(self._drained)
+        self._db._tx.put_nowait((job, self._drain_in_thread))
+
+    def _drain_in_thread(self) -> _Settled | None:
+        pending = self._pending
+        tx = self._db._tx
+        while True:
+            batch = []
+            while pending and len(batch) < _BATCH:
+                batch.append(pending.popleft())
+            failed: dict[int, BaseException] | None = None
+            try:
+                self._commit_in_thread(batch)
+            except BaseException:  # noqa: BLE001 - one bad write must not sink the others
+                failed = {}
+                for i, w in enumerate(batch):
+                    try:
+                        self._commit_in_thread([w])
+                    except BaseException as exc:  # noqa: BLE001 - reported to that write's caller
+                        failed[i] = exc
+            burst_full = self._unchecked >= CHECKPOINT_MAX_BYTES
+            if not pending and not burst_full:
+                return batch, failed  # settled with the job's end: one wake-up of the loop, not two
+            self._loop.call_soon_threadsafe(self._settle, batch, failed)
+            if burst_full:  # a burst that does not end: no quiet to wait for
+                self._checkpoint_in_burst()
+            if not pending or not tx.empty():  # a read or a checkpoint waits for the thread: let it run
+                return None
+
+    def _settle(self, batch: list[_Write], failed: dict[int, BaseException] | None) -> None:
+        """On the loop: resolve a committed batch's futures, in write order."""
+        self.commits += 1 if failed is None else len(batch) - len(failed)  # retried one by one
+        self.writes += len(batch)
+        for i, w in enumerate(batch):
+            if w.kind:
+                self.recent_kinds.append(w.kind)
+            if w.future.done():
+                continue
+            if failed is not None and i in failed:
+                w.future.set_exception(JournalError(f"journal write '{w.kind}' failed: {failed[i]}"))
+            else:
+                w.future.set_result(None)
+
+    def _drained(self, job: asyncio.Future[_Settled | None]) -> None:
+        self._draining = False
+        exc = job.exception() if not job.cancelled() else None
+        if exc is not None:
+            # a bug in the writer itself: every write it had not settled says so, none hangs
+            log.error("journal %s: the writer failed: %r", self.path, exc)
+            while self._pending:
+                w = self._pending.popleft()
+                if not w.future.done():
+                    w.future.set_exception(JournalError(f"journal write '{w.kind}' failed: {exc!r}"))
+        elif (last := job.result()) is not None:
+            self._settle(*last)
+        if self._pending:
+            self._start_drain()
+            return
+        if self._quiet is not None:
+            self._quiet.cancel()  # quiet is counted from the last commit
+            self._quiet = None
+        if self._unchecked >= CHECKPOINT_BYTES and not self._closed:
+            # due: it runs if the desk stays quiet, else the next write comes first
+            if QUIET_SECONDS > 0:
+                self._quiet = self._loop.call_later(QUIET_SECONDS, self._quiet_checkpoint)
+            else:
+                self._quiet_checkpoint()
+        self._check_settled()
+
+    def _quiet_checkpoint(self) -> None:
         # A failed or interrupted checkpoint loses nothing (the WAL keeps every commit): the
         # next one, or SQLite's backstop, copies it back.
-        unchecked, self._unchecked = self._unchecked, 0  # a failed one is tried again after as much again
+        self._quiet = None
+        if self._pending or self._draining or self._closed or self._checkpointing:
+            return  # not quiet: due again after this burst's last commit
+        before, self._checked_at = self._checked_at, self._committed  # a failed one is tried again after as much again
         with self._checkpoint_lock:
             self._checkpoint_cancelled = False
-        self._checkpointing = interruptible
+        self._checkpointing = True
+        job = self._loop.create_future()
+        job.add_done_callback(lambda job: self._checkpointed(job, before))
+        self._db._tx.put_nowait((job, lambda: self._checkpoint_in_thread(True)))
+
+    def _checkpointed(self, job: asyncio.Future[bool], before: int) -> None:
+        self._checkpointing = False
+        exc = job.exception() if not job.cancelled() else None
+        if exc is not None:  # the writes are durable; only said
+            log.warning("journal %s: checkpoint failed (%s); the WAL keeps growing until one succeeds", self.path, exc)
+        elif job.result():
+            self.checkpoints += 1
+        else:  # a write came: still due, at the next quiet spell (after that write's commit)
+            self._checked_at = before
+            self.checkpoints_interrupted += 1
+        self._check_settled()
+
+    def _check_settled(self) -> None:
+        if self.idle:
+            self._settled.set()
+
+    def _checkpoint_in_burst(self) -> None:
+        self._checked_at = self._committed
         try:
-            done = await self._db._execute(self._checkpoint_in_thread, interruptible)
+            self._db._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.checkpoints += 1
         except Exception as exc:  # noqa: BLE001 - the writes are durable; only said
             log.warning("journal %s: checkpoint failed (%s); the WAL keeps growing until one succeeds", self.path, exc)
-            return
-        finally:
-            self._checkpointing = False
-        if done:
-            self.checkpoints += 1
-        else:  # a write came: still due, at the next quiet spell
-            self._unchecked += unchecked
-            self.checkpoints_interrupted += 1
 
     def _interrupt_checkpoint(self) -> None:
         # Not started yet (queued, or the thread not yet awake): it will not start. Running:
@@ -383,43 +459,55 @@ class Journal:
                 self._db._conn.interrupt()  # sqlite3_interrupt: callable from any thread
 
     @property
+    def _unchecked(self) -> int:
+        return self._committed - self._checked_at
+
+    @property
     def idle(self) -> bool:
         """Nothing queued and no commit in flight."""
-        return not self._in_flight and self._queue.empty()
-
-    async def _commit(self, batch: list[_Write]) -> None:
-        # The whole transaction runs in aiosqlite's thread in one hop (its ``_execute``): a hop
-        # per statement would cost more than the fsync itself and cap the group-commit rate.
-        await self._db._execute(self._commit_in_thread, batch)
-        self.commits += 1
-        self.writes += len(batch)
-        self.recent_kinds.extend(w.kind for w in batch if w.kind)
+        return not self._draining and not self._pending and not self._checkpointing
 
     def _commit_in_thread(self, batch: list[_Write]) -> None:
+        # Rows for ``journal_rows``: (table, then its columns, padded to six).
+        rows: list[Any] = []
+        add = rows.extend
+        size = 0  # counted before the commit: nothing after it may fail, or the batch would be retried
+        for w in batch:
+            if w.kind:
+                add(("e", w.ts, w.kind, w.account, w.order_id, w.data, None))
+                size += len(w.data)
+            for o in w.orders:
+                add(("o", *o))
+                size += len(o[5])
+            for f in w.fills:
+                add(("f", *f, None, None))
+                size += len(f[3])
+            for p in w.positions:
+                add(("p", *p, None, None, None))
+                size += len(p[2])
+            for a in w.accounts:
+                add(("a", *a, None, None, None, None))
+                size += len(a[1])
+            for st in w.state:
+                add(("s", *st, None, None, None, None))
+        n = len(rows) // 7
+        if not n:
+            return
         conn = self._db._conn
-        conn.execute("BEGIN")
-        try:
-            tables = (
-                [(w.ts, w.kind, w.account, w.order_id, w.data) for w in batch if w.kind],
-                [r for w in batch for r in w.orders],
-                [r for w in batch for r in w.fills],
-                [r for w in batch for r in w.positions],
-                [r for w in batch for r in w.accounts],
-                [r for w in batch for r in w.state],
-            )
-            for sql, rows in zip(_INSERTS, tables):
-                for i in range(0, len(rows), _ROWS):
-                    chunk = rows[i:i + _ROWS]
-                    conn.execute(sql[len(chunk)], [v for r in chunk for v in r])
-            # counted before the commit: nothing after it may fail, or the batch would be retried
-            # write by write and committed twice (the JSON rows are str; state values may not be)
-            size = sum(len(w.data) for w in batch) + sum(len(r[-1]) for t in tables[1:5] for r in t)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self._unchecked += size
+        if n <= _ROWS:
+            conn.execute(_INSERT[n], rows)  # its own transaction
+        else:
+            conn.execute("BEGIN")
+            try:
+                for i in range(0, n, _ROWS):
+                    k = min(_ROWS, n - i)
+                    conn.execute(_INSERT[k], rows[i * 7:(i + k) * 7])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        self._committed += size
 
     def _checkpoint_in_thread(self, interruptible: bool) -> bool:
         """True when done, False when a write interrupted it."""
@@ -482,6 +570,8 @@ class Journal:
         if self._closed:
             return
         self._closed = True
-        self._queue.put_nowait(None)
-        await self._writer
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None
+        await self._settled.wait()
         await self._db.close()
