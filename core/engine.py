@@ -195,7 +195,7 @@ class Engine:
         self._halt_lock = asyncio.Lock()
         self._restoring: asyncio.Task[Any] | None = None  # the start's task, while it restores
         self._restored = asyncio.Event()
-        self._submits: dict[str, asyncio.Event] = {}  # order id -> set when its submit has an answer
+        self._submits: dict[str, asyncio.Event | None] = {}  # order id -> set when its submit has an answer
         self._closed = False
         self._stop = asyncio.Event()
 
@@ -470,7 +470,7 @@ class Engine:
         self._hold(order)
         # write-ahead: the order and its client order id are durable before the venue hears of it
         try:
-            await journal.write("order_created", ts=self._ts(), order=order, data={"notes": notes} if notes else None)
+            await journal.write("order_created", ts=now.isoformat(), order=order, data={"notes": notes} if notes else None)
         except BaseException as exc:
             # never sent (the journal failed, or the caller stopped waiting): not a live order
             why = "the placement was cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
@@ -485,7 +485,7 @@ class Engine:
             await journal.write("risk_refused", ts=self._ts(), order=order, data={"reasons": ["trading is HALTED"]})
             self._publish(OrderUpdated(order.model_copy(), "risk_refused"))
             return order.model_copy()
-        self._submits[order.id] = submitted = asyncio.Event()
+        self._submits[order.id] = None  # an event only if a halt waits for the answer
         try:
             report = await acct.venue.submit(order)
         except OrderRejected as exc:
@@ -510,8 +510,8 @@ class Engine:
         finally:
             # the answer is applied below, or was above, before anything else runs: a halt
             # waiting for it cancels the order next
-            self._submits.pop(order.id, None)
-            submitted.set()
+            if (answered := self._submits.pop(order.id, None)) is not None:
+                answered.set()
         order.__dict__["acked_at"] = self.clock.now()  # as _update: the hot path skips pydantic's setattr
         await self._commit([self._absorb(order, report, "order_acked")])
         if self.trading_state is TradingState.HALTED and order.status.is_live and not closing and not self._halt_lock.locked():
@@ -884,7 +884,7 @@ class Engine:
         venue = acct.venue
         # Submits in flight now are answered, then cancelled with the stragglers below. A lookup
         # now could miss an order about to land (and call it failed while it works).
-        in_flight = [ev.wait() for oid, ev in list(self._submits.items()) if self._orders[oid].account == acct.name]
+        in_flight = [self._answered(oid).wait() for oid in list(self._submits) if self._orders[oid].account == acct.name]
         for o in [o for o in self._live.values() if o.account == acct.name and o.status in _PENDING
                   and o.id not in self._submits]:
             await self._settle(o)  # an unresolved order may be live: find out before cancelling
@@ -1321,6 +1321,13 @@ class Engine:
         if order is None:
             raise EngineError(f"unknown order {order_id!r}")
         return order
+
+    def _answered(self, order_id: str) -> asyncio.Event:
+        """The event set when the submit of ``order_id`` (in flight) has its answer."""
+        event = self._submits[order_id]
+        if event is None:
+            event = self._submits[order_id] = asyncio.Event()
+        return event
 
     def _track(self, order: Order) -> None:
         self._orders[order.id] = order

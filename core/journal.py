@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,29 +51,39 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE accounts (account TEXT PRIMARY KEY, data TEXT NOT NULL)",
         "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ],
-    # One statement commits a whole batch: rows tagged by table go into a view whose trigger
-    # writes each to its table, in write order (a later row for the same key wins). A lone
-    # statement is its own transaction, so a commit is one step in SQLite, and the database
-    # thread takes the GIL back once for it instead of once per statement (BEGIN, one insert
-    # per table, COMMIT), each a wait while the loop holds it.
+    # One statement commits a whole batch: rows tagged by what they hold go into a view whose
+    # trigger writes each to its tables, in write order (a later row for the same key wins). A
+    # lone statement is its own transaction, so a commit is one step in SQLite, and the database
+    # thread takes the GIL back once for it instead of once per statement (BEGIN, one insert per
+    # table, COMMIT), each a wait while the loop holds it. Columns by tag:
+    #   e   an event          a=ts b=kind c=account d=order id e=payload
+    #   eo  an event whose payload is its order: the event, and the order's row
+    #                         a=ts b=kind c=account d=order id e=order JSON f=client order id g=symbol h=status
+    #   o   an order's row    c=account d=id e=JSON f=client order id g=symbol h=status
+    #   f   a fill            c=account d=order id e=JSON f=id
+    #   p   a position        c=account e=JSON f=symbol
+    #   a   an account        c=account e=JSON
+    #   s   a state value     e=value f=key
     2: [
-        "CREATE VIEW journal_rows(t, a, b, c, d, e, f) AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
+        "CREATE VIEW journal_rows(t, a, b, c, d, e, f, g, h) AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
         """CREATE TRIGGER journal_rows_in INSTEAD OF INSERT ON journal_rows BEGIN
-  INSERT INTO events(ts, kind, account, order_id, data) SELECT NEW.a, NEW.b, NEW.c, NEW.d, NEW.e WHERE NEW.t = 'e';
-  INSERT INTO orders(id, account, client_order_id, symbol, status, data) SELECT NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f WHERE NEW.t = 'o' ON CONFLICT(id) DO UPDATE SET status=excluded.status, data=excluded.data;
-  INSERT OR IGNORE INTO fills(account, id, order_id, data) SELECT NEW.a, NEW.b, NEW.c, NEW.d WHERE NEW.t = 'f';
-  INSERT OR REPLACE INTO positions(account, symbol, data) SELECT NEW.a, NEW.b, NEW.c WHERE NEW.t = 'p';
-  INSERT OR REPLACE INTO accounts(account, data) SELECT NEW.a, NEW.b WHERE NEW.t = 'a';
-  INSERT OR REPLACE INTO state(key, value) SELECT NEW.a, NEW.b WHERE NEW.t = 's';
+  INSERT INTO events(ts, kind, account, order_id, data) SELECT NEW.a, NEW.b, NEW.c, NEW.d, NEW.e WHERE NEW.t IN ('e', 'eo');
+  INSERT INTO orders(id, account, client_order_id, symbol, status, data) SELECT NEW.d, NEW.c, NEW.f, NEW.g, NEW.h, NEW.e
+    WHERE NEW.t IN ('eo', 'o') ON CONFLICT(id) DO UPDATE SET status=excluded.status, data=excluded.data;
+  INSERT OR IGNORE INTO fills(account, id, order_id, data) SELECT NEW.c, NEW.f, NEW.d, NEW.e WHERE NEW.t = 'f';
+  INSERT OR REPLACE INTO positions(account, symbol, data) SELECT NEW.c, NEW.f, NEW.e WHERE NEW.t = 'p';
+  INSERT OR REPLACE INTO accounts(account, data) SELECT NEW.c, NEW.e WHERE NEW.t = 'a';
+  INSERT OR REPLACE INTO state(key, value) SELECT NEW.f, NEW.e WHERE NEW.t = 's';
 END""",
     ],
 }
 
 
-_ROWS = 128  # rows per statement (7 parameters each); a batch with more is one explicit transaction
+_WIDTH = 9  # columns of journal_rows
+_ROWS = 128  # rows per statement; a batch with more is one explicit transaction
 _BATCH = 256  # writes per commit at most
 _INSERT = ("",) + tuple(
-    "INSERT INTO journal_rows VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * n) for n in range(1, _ROWS + 1)
+    "INSERT INTO journal_rows VALUES " + ", ".join(["(" + ", ".join("?" * _WIDTH) + ")"] * n) for n in range(1, _ROWS + 1)
 )  # fixed texts: sqlite3's statement cache keeps them
 
 # How long a thread waiting for the GIL waits before it asks the holder to let go (Python's
@@ -106,16 +116,9 @@ class JournalError(Exception):
 
 @dataclass(slots=True)
 class _Write:
-    ts: str
     kind: str
-    account: str | None
-    order_id: str | None
-    data: str
-    orders: list[tuple[str, str, str, str, str, str]]
-    fills: Sequence[tuple[str, str, str, str]]
-    positions: Sequence[tuple[str, str, str]]
-    accounts: Sequence[tuple[str, str]]
-    state: Sequence[tuple[str, str]]
+    rows: list[Any]  # its rows for ``journal_rows``, flat: _WIDTH values each
+    size: int  # bytes of JSON it adds to the WAL, roughly
     future: asyncio.Future[None]
 
 
@@ -141,11 +144,6 @@ def _json(model: Order | Fill) -> str:
     return model.__pydantic_serializer__.to_json(model).decode()
 
 
-def _order_row(order: Order, data: str) -> tuple[str, str, str, str, str, str]:
-    # the status is a StrEnum: sqlite3 binds it as its text, without the slow ``.value``
-    return (order.id, order.account, order.client_order_id, order.symbol, order.status, data)
-
-
 class Journal:
     def __init__(self, path: Path, db: aiosqlite.Connection, meta: dict[str, str]) -> None:
         self.path = path
@@ -156,6 +154,7 @@ class Journal:
             sys.setswitchinterval(SWITCH_INTERVAL)
         self._pending: deque[_Write] = deque()  # appended on the loop, taken in the database thread
         self._draining = False  # a drain job is queued or running in the database thread
+        self._committed_batches: deque[_Settled] = deque()  # appended in the database thread
         self._quiet: asyncio.TimerHandle | None = None  # a quiet checkpoint waits for its moment
         self._settled = asyncio.Event()  # nothing pending, committing or checkpointing
         self._settled.set()
@@ -295,37 +294,57 @@ class Journal:
         if self._closed:
             raise JournalError(f"journal {self.path} is closed")
         # The hot path (every order writes twice): each row is serialised once, and an order's
-        # JSON is both its event's payload and its projection row.
-        fills: list[tuple[str, str, str, str]] | tuple[()] = ()
-        order_rows = []
+        # JSON is both its event's payload and its projection row, bound once (an "eo" row).
         order_id: str | None = None
+        order_json = fill_json = None
         if fill is not None:
             fill_json = _json(fill)
-            fills = [(fill.account, fill.id, fill.order_id, fill_json)]
             order_id = fill.order_id
         if order is not None:
-            payload = _json(order)
-            order_rows.append(_order_row(order, payload))
+            order_json = payload = _json(order)
             if data is not None:
-                payload = json.dumps({"order": json.loads(payload), **data})
+                payload = json.dumps({"order": json.loads(order_json), **data})
             order_id = order.id
-        elif fill is not None:
+        elif fill_json is not None:
             payload = fill_json
         else:
             payload = json.dumps(data or {}, default=str)
         account = account or (order.account if order is not None else fill.account if fill is not None else None)
+        rows: list[Any] = []
+        size = 0
+        if kind:
+            size += len(payload)
+            if order is not None and payload is order_json and account == order.account:
+                rows += ("eo", ts, kind, account, order_id, payload, order.client_order_id, order.symbol, order.status)
+                size += len(payload)  # stored twice all the same
+                order = None  # its projection row is in
+            else:
+                rows += ("e", ts, kind, account, order_id, payload, None, None, None)
+        if order is not None:
+            rows += ("o", None, None, order.account, order.id, order_json, order.client_order_id, order.symbol, order.status)
+            size += len(order_json)  # type: ignore[arg-type]
         for o in orders:
-            order_rows.append(_order_row(o, _json(o)))
+            oj = _json(o)
+            rows += ("o", None, None, o.account, o.id, oj, o.client_order_id, o.symbol, o.status)
+            size += len(oj)
+        if fill is not None:
+            rows += ("f", None, None, fill.account, fill.order_id, fill_json, fill.id, None, None)
+            size += len(fill_json)  # type: ignore[arg-type]
+        for p in positions:
+            pj = json.dumps(p)
+            rows += ("p", None, None, account or "paper", None, pj, str(p["symbol"]), None, None)
+            size += len(pj)
+        if ledger:
+            lj = json.dumps(ledger)
+            rows += ("a", None, None, str(ledger["account"]), None, lj, None, None, None)
+            size += len(lj)
+        if state:
+            for key, value in state.items():
+                rows += ("s", None, None, None, None, value, key, None, None)
         if self._checkpointing:
             self._interrupt_checkpoint()
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._pending.append(_Write(
-            ts, kind, account, order_id, payload, order_rows, fills,
-            [(account or "paper", str(p["symbol"]), json.dumps(p)) for p in positions] if positions else (),
-            [(str(ledger["account"]), json.dumps(ledger))] if ledger else (),
-            list(state.items()) if state else (),
-            fut,
-        ))
+        self._pending.append(_Write(kind, rows, size, fut))
         self._settled.clear()
         if not self._draining:
             self._start_drain()  # behind a quiet checkpoint, if one is queued: interrupted above
@@ -343,6 +362,17 @@ class Journal:
         job = self._loop.create_future()
         job.add_done_callback(self._drained)
         self._db._tx.put_nowait((job, self._drain_in_thread))
+        self._loop.call_soon(self._poll)
+
+    def _poll(self) -> None:
+        # Once per turn of the loop while a drain runs: waking the loop from the thread would
+        # cost a system call, for which the thread lets go of the GIL and must wait to get it
+        # back from the busy loop (a forced switch each way, per commit).
+        done = self._committed_batches
+        while done:
+            self._settle(*done.popleft())
+        if self._draining:
+            self._loop.call_soon(self._poll)
 
     def _drain_in_thread(self) -> _Settled | None:
         pending = self._pending
@@ -364,7 +394,7 @@ class Journal:
             burst_full = self._unchecked >= CHECKPOINT_MAX_BYTES
             if not pending and not burst_full:
                 return batch, failed  # settled with the job's end: one wake-up of the loop, not two
-            self._loop.call_soon_threadsafe(self._settle, batch, failed)
+            self._committed_batches.append((batch, failed))  # settled by ``_poll``, on the loop
             if burst_full:  # a burst that does not end: no quiet to wait for
                 self._checkpoint_in_burst()
             if not pending or not tx.empty():  # a read or a checkpoint waits for the thread: let it run
@@ -386,6 +416,8 @@ class Journal:
 
     def _drained(self, job: asyncio.Future[_Settled | None]) -> None:
         self._draining = False
+        while self._committed_batches:
+            self._settle(*self._committed_batches.popleft())
         exc = job.exception() if not job.cancelled() else None
         if exc is not None:
             # a bug in the writer itself: every write it had not settled says so, none hangs
@@ -468,29 +500,12 @@ class Journal:
         return not self._draining and not self._pending and not self._checkpointing
 
     def _commit_in_thread(self, batch: list[_Write]) -> None:
-        # Rows for ``journal_rows``: (table, then its columns, padded to six).
         rows: list[Any] = []
-        add = rows.extend
         size = 0  # counted before the commit: nothing after it may fail, or the batch would be retried
         for w in batch:
-            if w.kind:
-                add(("e", w.ts, w.kind, w.account, w.order_id, w.data, None))
-                size += len(w.data)
-            for o in w.orders:
-                add(("o", *o))
-                size += len(o[5])
-            for f in w.fills:
-                add(("f", *f, None, None))
-                size += len(f[3])
-            for p in w.positions:
-                add(("p", *p, None, None, None))
-                size += len(p[2])
-            for a in w.accounts:
-                add(("a", *a, None, None, None, None))
-                size += len(a[1])
-            for st in w.state:
-                add(("s", *st, None, None, None, None))
-        n = len(rows) // 7
+            rows += w.rows
+            size += w.size
+        n = len(rows) // _WIDTH
         if not n:
             return
         conn = self._db._conn
@@ -501,7 +516,7 @@ class Journal:
             try:
                 for i in range(0, n, _ROWS):
                     k = min(_ROWS, n - i)
-                    conn.execute(_INSERT[k], rows[i * 7:(i + k) * 7])
+                    conn.execute(_INSERT[k], rows[i * _WIDTH:(i + k) * _WIDTH])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

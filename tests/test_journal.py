@@ -553,16 +553,17 @@ async def test_a_write_stops_a_quiet_checkpoint_that_has_not_started(
     """A checkpoint queued behind other work in the database thread, when a write comes, must
     not start at all: there is no statement yet for an interrupt to stop."""
     monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
-    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 3600)
     statements: list[str] = []
     await journal._db._execute(journal._db._conn.set_trace_callback, statements.append)
     await journal.write("first", ts="1", order=make_order("o1"))
+    await _until(journal, lambda: journal.idle)
+    assert journal._quiet is not None  # due once the desk is quiet
     proceed = threading.Event()
-    busy = asyncio.ensure_future(journal._db._execute(proceed.wait, 10))  # ahead of the checkpoint
-    for _ in range(100):  # the writer finds the desk quiet and queues its checkpoint
-        if journal._checkpointing:
-            break
-        await asyncio.sleep(0)
+    busy = asyncio.ensure_future(journal._db._execute(proceed.wait, 10))
+    await asyncio.sleep(0)  # its job is queued: the database thread is held
+    journal._quiet.cancel()
+    journal._quiet_checkpoint()  # the quiet spell is over: queued behind the held thread
     assert journal._checkpointing
     second = journal.write("second", ts="2", order=make_order("o2"))
     proceed.set()
