@@ -470,7 +470,10 @@ class Engine:
         self._hold(order)
         # write-ahead: the order and its client order id are durable before the venue hears of it
         try:
-            await journal.write("order_created", ts=now.isoformat(), order=order, data={"notes": notes} if notes else None)
+            if notes:
+                await journal.write("order_created", ts=now.isoformat(), order=order, data={"notes": notes})
+            else:
+                await journal.write_order("order_created", now.isoformat(), order)
         except BaseException as exc:
             # never sent (the journal failed, or the caller stopped waiting): not a live order
             why = "the placement was cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
@@ -1457,7 +1460,7 @@ class Engine:
                     "fill", ts=ts, fill=fill,
                     positions=[ledger.book_snapshot(fill.symbol)], ledger=ledger.snapshot(),
                 ))
-            last = journal.write(a.kind, ts=ts, order=a.order, data=data)
+            last = journal.write_order(a.kind, ts, a.order) if data is None else journal.write(a.kind, ts=ts, order=a.order, data=data)
         try:
             await last  # the queue commits in order: every earlier write is settled by now
         finally:

@@ -88,9 +88,15 @@ _INSERT = ("",) + tuple(
 
 # How long a thread waiting for the GIL waits before it asks the holder to let go (Python's
 # default: 5 ms). The database thread needs the GIL back after every commit, while the loop is
-# busy with the next orders: at 5 ms it waited longer than the commit took, and commits could
-# not overlap the loop's work. Lowered for the process when a journal opens (never raised).
+# busy with the next orders: at 5 ms it waited longer than the commit took, and in a burst
+# commits could not overlap the loop's work. Lowered for the process while commits carry
+# BURST_WRITES writes or more (writes piled up during the one before), and set back once they
+# carry LULL_WRITES or fewer: at a desk's pace the default keeps the screen's loop from being
+# interrupted (the console's key-press latency rose by a quarter with it lowered all the time).
 SWITCH_INTERVAL = 20e-6
+BURST_WRITES = 8
+LULL_WRITES = 2
+_normal_switch: list[float] = []  # the process's interval while it is lowered
 
 # Checkpoints: SQLite copies the WAL back into the database file (with its own fsyncs) inside
 # whichever commit crosses wal_autocheckpoint pages, and every order waiting on that commit waits
@@ -108,6 +114,15 @@ QUIET_SECONDS = 0.01
 CHECKPOINT_MAX_BYTES = 16 << 20
 WAL_KEEP_BYTES = 8 << 20  # the WAL file is cut back to this when it restarts after a checkpoint
 _AUTOCHECKPOINT_PAGES = 4 * CHECKPOINT_MAX_BYTES // 4096  # the WAL holds ~2x the bytes written
+
+
+def _pace_switching(writes: int) -> None:
+    """In the database thread, before a commit of ``writes``: see SWITCH_INTERVAL."""
+    if writes >= BURST_WRITES and not _normal_switch:
+        _normal_switch.append(sys.getswitchinterval())
+        sys.setswitchinterval(min(SWITCH_INTERVAL, _normal_switch[0]))
+    elif writes <= LULL_WRITES and _normal_switch:
+        sys.setswitchinterval(_normal_switch.pop())
 
 
 class JournalError(Exception):
@@ -150,8 +165,6 @@ class Journal:
         self._db = db
         self.meta = meta
         self._loop = asyncio.get_running_loop()
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
         self._pending: deque[_Write] = deque()  # appended on the loop, taken in the database thread
         self._draining = False  # a drain job is queued or running in the database thread
         self._committed_batches: deque[_Settled] = deque()  # appended in the database thread
@@ -291,10 +304,13 @@ class Journal:
     ) -> asyncio.Future[None]:
         """Queue one event and its projection updates. Await the returned future: when it
         resolves, the event is committed to disk."""
+        if (order is not None and kind and data is None and fill is None and not orders and not positions
+                and ledger is None and state is None and (account is None or account == order.account)):
+            return self.write_order(kind, ts, order)
         if self._closed:
             raise JournalError(f"journal {self.path} is closed")
-        # The hot path (every order writes twice): each row is serialised once, and an order's
-        # JSON is both its event's payload and its projection row, bound once (an "eo" row).
+        # Each row is serialised once, and an order's JSON is both its event's payload and its
+        # projection row, bound once (an "eo" row).
         order_id: str | None = None
         order_json = fill_json = None
         if fill is not None:
@@ -314,12 +330,7 @@ class Journal:
         size = 0
         if kind:
             size += len(payload)
-            if order is not None and payload is order_json and account == order.account:
-                rows += ("eo", ts, kind, account, order_id, payload, order.client_order_id, order.symbol, order.status)
-                size += len(payload)  # stored twice all the same
-                order = None  # its projection row is in
-            else:
-                rows += ("e", ts, kind, account, order_id, payload, None, None, None)
+            rows += ("e", ts, kind, account, order_id, payload, None, None, None)
         if order is not None:
             rows += ("o", None, None, order.account, order.id, order_json, order.client_order_id, order.symbol, order.status)
             size += len(order_json)  # type: ignore[arg-type]
@@ -341,14 +352,27 @@ class Journal:
         if state:
             for key, value in state.items():
                 rows += ("s", None, None, None, None, value, key, None, None)
+        return self._queue(_Write(kind, rows, size, self._loop.create_future()))
+
+    def write_order(self, kind: str, ts: str, order: Order) -> asyncio.Future[None]:
+        """``write(kind, ts=ts, order=order)``: an event whose payload is the order, and the
+        order's row. The order path writes two of these per order."""
+        if self._closed:
+            raise JournalError(f"journal {self.path} is closed")
+        js = _json(order)
+        return self._queue(_Write(
+            kind, ["eo", ts, kind, order.account, order.id, js, order.client_order_id, order.symbol, order.status],
+            2 * len(js), self._loop.create_future(),  # the JSON is stored twice: event and row
+        ))
+
+    def _queue(self, w: _Write) -> asyncio.Future[None]:
         if self._checkpointing:
             self._interrupt_checkpoint()
-        fut: asyncio.Future[None] = self._loop.create_future()
-        self._pending.append(_Write(kind, rows, size, fut))
+        self._pending.append(w)
         self._settled.clear()
         if not self._draining:
             self._start_drain()  # behind a quiet checkpoint, if one is queued: interrupted above
-        return fut
+        return w.future
 
     # The writer. Writes are queued on the loop (``_pending``); one job in aiosqlite's thread
     # (``_drain_in_thread``) commits them a batch at a time, each batch being what came while
@@ -381,6 +405,7 @@ class Journal:
             batch = []
             while pending and len(batch) < _BATCH:
                 batch.append(pending.popleft())
+            _pace_switching(len(batch))
             failed: dict[int, BaseException] | None = None
             try:
                 self._commit_in_thread(batch)

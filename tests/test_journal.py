@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -872,3 +874,39 @@ async def test_missing_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="does not exist"):
         await Journal.open(target)
     assert not (tmp_path / "no").exists()
+
+
+async def test_write_order_is_write_with_an_order(path: Path, opener: Callable[..., Any]) -> None:
+    """The order path's two writes go through ``write_order``: the same event and row as ``write``."""
+    order = make_order("o1", status=OrderStatus.OPEN, revision=3)
+    a = await opener(path)
+    await a.write_order("order_acked", "1", order)
+    await a.write("order_acked", ts="1", order=order)  # takes the same way: another event, the same row
+    other = path.parent / "other.sqlite"
+    b = await opener(other)
+    await b.write("order_acked", ts="1", order=order, account=order.account, data=None)
+    await b.write("order_acked", ts="1", order=order, data={"why": "x"})  # the general way: payload differs
+    ca, cb = await a.load(), await b.load()
+    assert ca.orders == cb.orders == [order]
+    ea, eb = await a.events(), await b.events()
+    assert [(e["kind"], e["account"], e["order_id"], e["data"]) for e in ea] == [
+        ("order_acked", "paper", "o1", json.loads(order.model_dump_json()))] * 2
+    assert [(e["kind"], e["account"], e["order_id"]) for e in eb] == [("order_acked", "paper", "o1")] * 2
+    assert eb[0]["data"] == ea[0]["data"] and eb[1]["data"] == {"order": ea[0]["data"], "why": "x"}
+
+
+def test_a_burst_lowers_the_switch_interval_and_a_lull_sets_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_module, "_normal_switch", [])
+    before = sys.getswitchinterval()
+    try:
+        journal_module._pace_switching(1)
+        assert sys.getswitchinterval() == before
+        journal_module._pace_switching(journal_module.BURST_WRITES)
+        lowered = sys.getswitchinterval()  # kept in microseconds: 20e-6 reads back as 1.99..e-05
+        assert lowered == pytest.approx(journal_module.SWITCH_INTERVAL) and lowered < before
+        journal_module._pace_switching(journal_module.LULL_WRITES + 1)  # between the two: kept
+        assert sys.getswitchinterval() == lowered
+        journal_module._pace_switching(journal_module.LULL_WRITES)
+        assert sys.getswitchinterval() == before
+    finally:
+        sys.setswitchinterval(before)

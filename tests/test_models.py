@@ -427,3 +427,60 @@ def test_floor_to_step(value, step, expected):
 )
 def test_is_multiple(value, step, expected):
     assert is_multiple(Decimal(value), Decimal(step)) is expected
+
+
+# -- the order path's shortcuts: each must give what pydantic's own path gives -------------------
+
+
+def _validated_order(request: OrderRequest, now: datetime) -> Order:
+    return Order(
+        id="td1", client_order_id=request.client_order_id or "td1", account=request.account or "paper",
+        symbol=request.symbol, side=request.side, type=request.type, amount=request.amount, price=request.price,
+        stop_price=request.stop_price, time_in_force=request.time_in_force, reduce_only=request.reduce_only,
+        leverage=request.leverage, tag=request.tag, created_at=now, updated_at=now,
+    )
+
+
+@pytest.mark.parametrize("fields", [
+    {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "0.001", "price": "50000.1"},
+    {"symbol": "eth/usdt", "side": "sell", "type": "stop_limit", "amount": "2", "price": "3000", "stop_price": "3010",
+     "tag": "x", "client_order_id": "abc", "account": "sub", "leverage": 3, "time_in_force": "GTC", "reduce_only": True},
+    {"symbol": "SOL/USDT", "side": "buy", "type": "market", "amount": 1},
+])
+def test_an_order_from_a_request_is_the_validated_order(fields: dict[str, object]) -> None:
+    now = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    request = OrderRequest(**fields)  # type: ignore[arg-type]
+    fast, slow = Order.from_request(request, id="td1", account="paper", now=now), _validated_order(request, now)
+    assert fast == slow
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+    assert list(fast.__dict__) == list(slow.__dict__) and repr(fast) == repr(slow)
+    fast.tag = "changed"  # each order has its own dict and field set
+    assert Order.from_request(request, id="td1", account="paper", now=now).tag == request.tag
+
+
+def test_a_request_built_without_validation_is_validated_into_its_order() -> None:
+    request = OrderRequest.model_construct(symbol="BTC/USDT", side=Side.BUY, type=OrderType.LIMIT, amount=0.5,
+                                           price=Decimal(50000), stop_price=None, time_in_force=TimeInForce.GTC,
+                                           reduce_only=False, leverage=Decimal(1), client_order_id=None, tag=None,
+                                           account=None)
+    with pytest.raises(ValidationError, match="floats are not accepted"):
+        Order.from_request(request, id="td1", account="paper", now=datetime.now(timezone.utc))
+
+
+def test_an_order_copy_is_pydantics_copy_and_shares_nothing_mutable() -> None:
+    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    order = _validated_order(OrderRequest(symbol="BTC/USDT", side="buy", type="limit", amount="1", price="2"), now)
+    copied = order.model_copy()
+    assert copied == order and copied.model_fields_set == order.model_fields_set
+    assert copied.__dict__ is not order.__dict__ and copied.model_fields_set is not order.model_fields_set
+    copied.status = OrderStatus.OPEN
+    assert order.status is OrderStatus.NEW and "status" not in order.model_fields_set
+    assert order.model_copy(update={"tag": "t"}).tag == "t" and order.tag is None
+
+
+def test_enum_values_read_as_enums_own() -> None:
+    for enum in (Side, OrderType, TimeInForce, OrderStatus):
+        for member in enum:
+            assert member.value == member._value_ == str(member)
+            assert enum(member.value) is member

@@ -175,6 +175,10 @@ class SimVenue:
 
     # -- requests ---------------------------------------------------------------------------
 
+    @property
+    def _paced(self) -> bool:
+        return bool(self.dials.rate_limit or self.dials.latency)
+
     async def _request(self) -> None:
         self.requests += 1
         d = self.dials
@@ -188,7 +192,10 @@ class SimVenue:
             await self.clock.sleep(d.latency)
 
     async def submit(self, order: Order) -> VenueReport:
-        await self._request()
+        if self._paced:
+            await self._request()
+        else:
+            self.requests += 1  # as _request counts it: an unpaced venue answers at once
         if order.client_order_id in self._orders:
             raise OrderRejected(f"duplicate client order id {order.client_order_id}")
         if self.dials.reject_rate and self._dice.random() < self.dials.reject_rate:
@@ -204,7 +211,10 @@ class SimVenue:
         return so.report()
 
     async def cancel(self, order: Order) -> VenueReport:
-        await self._request()
+        if self._paced:
+            await self._request()
+        else:
+            self.requests += 1
         so = self._orders.get(order.client_order_id)
         if so is None:
             raise OrderNotFound(f"order {order.client_order_id} is unknown to the simulated venue")
@@ -326,8 +336,10 @@ class SimVenue:
         for name, value in (("price", order.price), ("stop price", order.stop_price)):
             if value is not None and not is_multiple(value, market.tick_size):
                 problems.append(f"{name} {value} is finer than the tick size {market.tick_size}")
-        bid, ask = self.market.best(order.symbol)
-        ref = order.price or order.stop_price or (ask if order.side is Side.BUY else bid)
+        ref = order.price or order.stop_price
+        if ref is None:
+            bid, ask = self.market.best(order.symbol)
+            ref = ask if order.side is Side.BUY else bid
         if order.amount * ref < market.min_notional:
             problems.append(f"order notional {order.amount * ref} is below the minimum {market.min_notional} {market.quote}")
         if order.leverage > market.max_leverage:
@@ -337,6 +349,7 @@ class SimVenue:
                 f"{order.type.value} trigger {order.stop_price} would trigger immediately (last price {self.market.last[order.symbol]})"
             )
         if order.time_in_force is TimeInForce.PO and order.price is not None and self._marketable(order.symbol, order.side, order.price):
+            bid, ask = self.market.best(order.symbol)
             problems.append(f"post-only order would take liquidity (price {order.price}, best {'ask' if order.side is Side.BUY else 'bid'} {ask if order.side is Side.BUY else bid})")
         pos = self.ledger.signed_size(order.symbol)
         if order.reduce_only:
