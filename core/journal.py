@@ -168,6 +168,7 @@ class Journal:
         self._pending: deque[_Write] = deque()  # appended on the loop, taken in the database thread
         self._draining = False  # a drain job is queued or running in the database thread
         self._committed_batches: deque[_Settled] = deque()  # appended in the database thread
+        self._polling = False  # ``_poll`` is scheduled
         self._quiet: asyncio.TimerHandle | None = None  # a quiet checkpoint waits for its moment
         self._settled = asyncio.Event()  # nothing pending, committing or checkpointing
         self._settled.set()
@@ -386,21 +387,26 @@ class Journal:
         job = self._loop.create_future()
         job.add_done_callback(self._drained)
         self._db._tx.put_nowait((job, self._drain_in_thread))
-        self._loop.call_soon(self._poll)
 
     def _poll(self) -> None:
-        # Once per turn of the loop while a drain runs: waking the loop from the thread would
-        # cost a system call, for which the thread lets go of the GIL and must wait to get it
-        # back from the busy loop (a forced switch each way, per commit).
+        # Once per turn of the loop while a drain runs (from when it starts, not while it is
+        # queued behind a long read): waking the loop from the thread would cost a system call,
+        # for which the thread lets go of the GIL and must wait to get it back from the busy
+        # loop (a forced switch each way, per commit).
         done = self._committed_batches
         while done:
             self._settle(*done.popleft())
         if self._draining:
             self._loop.call_soon(self._poll)
+        else:
+            self._polling = False
 
     def _drain_in_thread(self) -> _Settled | None:
         pending = self._pending
         tx = self._db._tx
+        if not self._polling:  # one chain of polls: a drain queued by ``_drained`` finds it running
+            self._polling = True
+            self._loop.call_soon_threadsafe(self._poll)
         while True:
             batch = []
             while pending and len(batch) < _BATCH:

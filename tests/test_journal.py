@@ -910,3 +910,50 @@ def test_a_burst_lowers_the_switch_interval_and_a_lull_sets_it_back(monkeypatch:
         assert sys.getswitchinterval() == before
     finally:
         sys.setswitchinterval(before)
+
+
+async def test_one_chain_of_polls_however_many_drains(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the database thread drains, the loop looks for committed batches once per turn. A
+    drain that hands the thread to a read and is queued again must not start a second chain."""
+    await journal.flush()
+    polls = 0
+    poll = journal._poll
+
+    def counted() -> None:
+        nonlocal polls
+        polls += 1
+        poll()
+
+    monkeypatch.setattr(journal, "_poll", counted)
+    entered = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    commits = 0
+
+    def hold(statement: str) -> None:  # in the database thread: holds the first two commits
+        nonlocal commits
+        if "journal_rows" in statement and commits < 2:
+            n, commits = commits, commits + 1
+            entered[n].set()
+            release[n].wait(10)
+
+    await journal._db._execute(journal._db._conn.set_trace_callback, hold)
+    first = journal.write("a", ts="1", order=make_order("o1"))
+    assert await asyncio.to_thread(entered[0].wait, 10)
+    second = journal.write("b", ts="2", order=make_order("o2"))
+    read = asyncio.ensure_future(journal.events())  # the drain hands the thread to it after this commit
+    await asyncio.sleep(0)
+    release[0].set()
+    assert await asyncio.to_thread(entered[1].wait, 10)  # the drain queued again, behind the read
+    assert await read is not None
+    turns, before = 20, polls
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    assert turns - 2 <= polls - before <= turns + 2  # one poll per turn, not one per drain
+    release[1].set()
+    await asyncio.gather(first, second)
+    await _until(journal, lambda: journal.idle and not journal._polling)
+    idle = polls
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert polls == idle  # none left running once idle
+    await journal._db._execute(journal._db._conn.set_trace_callback, None)
