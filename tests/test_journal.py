@@ -330,21 +330,26 @@ async def test_one_batch_of_every_kind_of_row_lands_whole_and_in_write_order(jou
     assert [e["ts"] for e in await journal.events(limit=500)] == [f"{i:03d}" for i in range(n)]
 
 
+def _counting(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> list[int]:
+    """Wrap ``obj.name`` to count its calls: the returned list's one item."""
+    calls = [0]
+    original = getattr(obj, name)
+
+    def counted(*args: Any) -> Any:
+        calls[0] += 1
+        return original(*args)
+
+    monkeypatch.setattr(obj, name, counted)
+    return calls
+
+
 async def test_writes_made_during_a_commit_go_in_the_next_without_a_hop_to_the_loop(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database thread commits what came while it was committing as soon as it is done:
     the same job goes on, no new one is queued, so the loop never has to hand it over."""
     await journal.flush()
-    starts = 0
-    start = journal._start_drain
-
-    def counted() -> None:
-        nonlocal starts
-        starts += 1
-        start()
-
-    monkeypatch.setattr(journal, "_start_drain", counted)
+    starts = _counting(monkeypatch, journal, "_start_drain")
     entered, proceed = threading.Event(), threading.Event()
 
     def hold(statement: str) -> None:  # in the database thread, as the first commit starts
@@ -359,7 +364,7 @@ async def test_writes_made_during_a_commit_go_in_the_next_without_a_hop_to_the_l
     later = [journal.write("later", ts=str(i), order=make_order(f"o{i}")) for i in range(2, 6)]
     proceed.set()
     await asyncio.gather(first, *later)
-    assert starts == 1
+    assert starts == [1]
     assert journal.commits - base == 2  # the first alone, the four that came meanwhile together
     await journal._db._execute(journal._db._conn.set_trace_callback, None)
     assert [e["ts"] for e in await journal.events()] == ["1", "2", "3", "4", "5"]
@@ -916,15 +921,7 @@ async def test_one_chain_of_polls_however_many_drains(journal: Journal, monkeypa
     """While the database thread drains, the loop looks for committed batches once per turn. A
     drain that hands the thread to a read and is queued again must not start a second chain."""
     await journal.flush()
-    polls = 0
-    poll = journal._poll
-
-    def counted() -> None:
-        nonlocal polls
-        polls += 1
-        poll()
-
-    monkeypatch.setattr(journal, "_poll", counted)
+    polled = _counting(monkeypatch, journal, "_poll")
     entered = [threading.Event(), threading.Event()]
     release = [threading.Event(), threading.Event()]
     commits = 0
@@ -945,15 +942,15 @@ async def test_one_chain_of_polls_however_many_drains(journal: Journal, monkeypa
     release[0].set()
     assert await asyncio.to_thread(entered[1].wait, 10)  # the drain queued again, behind the read
     assert await read is not None
-    turns, before = 20, polls
+    turns, before = 20, polled[0]
     for _ in range(turns):
         await asyncio.sleep(0)
-    assert turns - 2 <= polls - before <= turns + 2  # one poll per turn, not one per drain
+    assert turns - 2 <= polled[0] - before <= turns + 2  # one poll per turn, not one per drain
     release[1].set()
     await asyncio.gather(first, second)
     await _until(journal, lambda: journal.idle and not journal._polling)
-    idle = polls
+    idle = polled[0]
     for _ in range(5):
         await asyncio.sleep(0)
-    assert polls == idle  # none left running once idle
+    assert polled[0] == idle  # none left running once idle
     await journal._db._execute(journal._db._conn.set_trace_callback, None)
