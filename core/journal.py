@@ -96,7 +96,8 @@ _INSERT = ("",) + tuple(
 SWITCH_INTERVAL = 20e-6
 BURST_WRITES = 8
 LULL_WRITES = 2
-_normal_switch: list[float] = []  # the process's interval while it is lowered
+_normal_switch: list[float] = []  # the process's interval while it is lowered (one item)
+_switch_lock = threading.Lock()  # the database threads of two journals, and the loop's restore
 
 # Checkpoints: SQLite copies the WAL back into the database file (with its own fsyncs) inside
 # whichever commit crosses wal_autocheckpoint pages, and every order waiting on that commit waits
@@ -117,12 +118,13 @@ _AUTOCHECKPOINT_PAGES = 4 * CHECKPOINT_MAX_BYTES // 4096  # the WAL holds ~2x th
 
 
 def _pace_switching(writes: int) -> None:
-    """In the database thread, before a commit of ``writes``: see SWITCH_INTERVAL."""
-    if writes >= BURST_WRITES and not _normal_switch:
-        _normal_switch.append(sys.getswitchinterval())
-        sys.setswitchinterval(min(SWITCH_INTERVAL, _normal_switch[0]))
-    elif writes <= LULL_WRITES and _normal_switch:
-        sys.setswitchinterval(_normal_switch.pop())
+    """Before a commit of ``writes`` (0: the desk went quiet): see SWITCH_INTERVAL."""
+    with _switch_lock:
+        if writes >= BURST_WRITES and not _normal_switch:
+            _normal_switch.append(sys.getswitchinterval())
+            sys.setswitchinterval(min(SWITCH_INTERVAL, _normal_switch[0]))
+        elif writes <= LULL_WRITES and _normal_switch:
+            sys.setswitchinterval(_normal_switch.pop())
 
 
 class JournalError(Exception):
@@ -169,6 +171,8 @@ class Journal:
         self._draining = False  # a drain job is queued or running in the database thread
         self._committed_batches: deque[_Settled] = deque()  # appended in the database thread
         self._polling = False  # ``_poll`` is scheduled
+        self._drain_running = False  # set by the database thread while it runs a drain
+        self._taken: list[_Write] | None = None  # the batch the running drain holds
         self._quiet: asyncio.TimerHandle | None = None  # a quiet checkpoint waits for its moment
         self._settled = asyncio.Event()  # nothing pending, committing or checkpointing
         self._settled.set()
@@ -176,7 +180,8 @@ class Journal:
         self.recent_kinds: deque[str] = deque(maxlen=256)  # last committed event kinds (diagnostics)
         self.commits = 0
         self.writes = 0
-        self.checkpoints = 0
+        self._quiet_checkpoints = 0  # counted on the loop
+        self._burst_checkpoints = 0  # counted in the database thread
         self.checkpoints_interrupted = 0
         self._checkpointing = False  # a quiet checkpoint is queued or running (loop side)
         self._checkpoint_lock = threading.Lock()
@@ -396,7 +401,7 @@ class Journal:
         done = self._committed_batches
         while done:
             self._settle(*done.popleft())
-        if self._draining:
+        if self._drain_running:
             self._loop.call_soon(self._poll)
         else:
             self._polling = False
@@ -404,39 +409,48 @@ class Journal:
     def _drain_in_thread(self) -> _Settled | None:
         pending = self._pending
         tx = self._db._tx
-        if not self._polling:  # one chain of polls: a drain queued by ``_drained`` finds it running
-            self._polling = True
-            self._loop.call_soon_threadsafe(self._poll)
-        while True:
-            batch = []
-            while pending and len(batch) < _BATCH:
-                batch.append(pending.popleft())
-            _pace_switching(len(batch))
-            failed: dict[int, BaseException] | None = None
-            try:
-                self._commit_in_thread(batch)
-            except BaseException:  # noqa: BLE001 - one bad write must not sink the others
-                failed = {}
-                for i, w in enumerate(batch):
-                    try:
-                        self._commit_in_thread([w])
-                    except BaseException as exc:  # noqa: BLE001 - reported to that write's caller
-                        failed[i] = exc
-            burst_full = self._unchecked >= CHECKPOINT_MAX_BYTES
-            if not pending and not burst_full:
-                return batch, failed  # settled with the job's end: one wake-up of the loop, not two
-            self._committed_batches.append((batch, failed))  # settled by ``_poll``, on the loop
-            if burst_full:  # a burst that does not end: no quiet to wait for
-                self._checkpoint_in_burst()
-            if not pending or not tx.empty():  # a read or a checkpoint waits for the thread: let it run
-                return None
+        self._drain_running = True
+        try:
+            while True:
+                batch = self._taken = []  # known to ``_drained`` if this job fails: none hangs
+                while pending and len(batch) < _BATCH:
+                    batch.append(pending.popleft())
+                settled = self._commit_batch(batch)
+                burst_full = self._unchecked >= CHECKPOINT_MAX_BYTES
+                if not pending and not burst_full:
+                    return settled  # settled with the job's end: no poll at a desk's pace
+                self._committed_batches.append(settled)  # settled by ``_poll``, on the loop
+                self._taken = None
+                if not self._polling:  # a second batch in this drain: the loop looks once per turn
+                    self._polling = True
+                    self._loop.call_soon_threadsafe(self._poll)
+                if burst_full:  # a burst that does not end: no quiet to wait for
+                    self._checkpoint_in_burst()
+                if not pending or not tx.empty():  # a read or a checkpoint waits for the thread: let it run
+                    return None
+        finally:
+            self._drain_running = False
+
+    def _commit_batch(self, batch: list[_Write]) -> _Settled:
+        _pace_switching(len(batch))
+        failed: dict[int, BaseException] | None = None
+        try:
+            self._commit_in_thread(batch)
+        except BaseException:  # noqa: BLE001 - one bad write must not sink the others
+            failed = {}
+            for i, w in enumerate(batch):
+                try:
+                    self._commit_in_thread([w])
+                except BaseException as exc:  # noqa: BLE001 - reported to that write's caller
+                    failed[i] = exc
+        return batch, failed
 
     def _settle(self, batch: list[_Write], failed: dict[int, BaseException] | None) -> None:
         """On the loop: resolve a committed batch's futures, in write order."""
         self.commits += 1 if failed is None else len(batch) - len(failed)  # retried one by one
         self.writes += len(batch)
         for i, w in enumerate(batch):
-            if w.kind:
+            if w.kind and (failed is None or i not in failed):
                 self.recent_kinds.append(w.kind)
             if w.future.done():
                 continue
@@ -451,12 +465,14 @@ class Journal:
             self._settle(*self._committed_batches.popleft())
         exc = job.exception() if not job.cancelled() else None
         if exc is not None:
-            # a bug in the writer itself: every write it had not settled says so, none hangs
+            # a bug in the writer itself: every write it had not settled says so, none hangs (a
+            # batch it had taken may or may not be on disk: its callers are told it failed)
             log.error("journal %s: the writer failed: %r", self.path, exc)
-            while self._pending:
-                w = self._pending.popleft()
+            taken, self._taken = self._taken or [], None
+            for w in [*taken, *self._pending]:
                 if not w.future.done():
                     w.future.set_exception(JournalError(f"journal write '{w.kind}' failed: {exc!r}"))
+            self._pending.clear()
         elif (last := job.result()) is not None:
             self._settle(*last)
         if self._pending:
@@ -465,6 +481,8 @@ class Journal:
         if self._quiet is not None:
             self._quiet.cancel()  # quiet is counted from the last commit
             self._quiet = None
+        if _normal_switch:  # a burst's last commits were not small: set it back if none follows
+            self._loop.call_later(QUIET_SECONDS, self._end_burst)
         if self._unchecked >= CHECKPOINT_BYTES and not self._closed:
             # due: it runs if the desk stays quiet, else the next write comes first
             if QUIET_SECONDS > 0:
@@ -472,6 +490,10 @@ class Journal:
             else:
                 self._quiet_checkpoint()
         self._check_settled()
+
+    def _end_burst(self) -> None:
+        if not self._draining and not self._pending:
+            _pace_switching(0)
 
     def _quiet_checkpoint(self) -> None:
         # A failed or interrupted checkpoint loses nothing (the WAL keeps every commit): the
@@ -483,19 +505,22 @@ class Journal:
         with self._checkpoint_lock:
             self._checkpoint_cancelled = False
         self._checkpointing = True
+        self._settled.clear()
+        mark = self._checked_at
         job = self._loop.create_future()
-        job.add_done_callback(lambda job: self._checkpointed(job, before))
+        job.add_done_callback(lambda job: self._checkpointed(job, before, mark))
         self._db._tx.put_nowait((job, lambda: self._checkpoint_in_thread(True)))
 
-    def _checkpointed(self, job: asyncio.Future[bool], before: int) -> None:
+    def _checkpointed(self, job: asyncio.Future[bool], before: int, mark: int) -> None:
         self._checkpointing = False
         exc = job.exception() if not job.cancelled() else None
         if exc is not None:  # the writes are durable; only said
             log.warning("journal %s: checkpoint failed (%s); the WAL keeps growing until one succeeds", self.path, exc)
         elif job.result():
-            self.checkpoints += 1
+            self._quiet_checkpoints += 1
         else:  # a write came: still due, at the next quiet spell (after that write's commit)
-            self._checked_at = before
+            if self._checked_at == mark:  # unless a burst's checkpoint has run since
+                self._checked_at = before
             self.checkpoints_interrupted += 1
         self._check_settled()
 
@@ -507,7 +532,7 @@ class Journal:
         self._checked_at = self._committed
         try:
             self._db._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
+            self._burst_checkpoints += 1
         except Exception as exc:  # noqa: BLE001 - the writes are durable; only said
             log.warning("journal %s: checkpoint failed (%s); the WAL keeps growing until one succeeds", self.path, exc)
 
@@ -520,6 +545,10 @@ class Journal:
             self._checkpoint_cancelled = True
             if self._checkpoint_running:
                 self._db._conn.interrupt()  # sqlite3_interrupt: callable from any thread
+
+    @property
+    def checkpoints(self) -> int:
+        return self._quiet_checkpoints + self._burst_checkpoints
 
     @property
     def _unchecked(self) -> int:
@@ -619,5 +648,8 @@ class Journal:
         if self._quiet is not None:
             self._quiet.cancel()
             self._quiet = None
+        if self._checkpointing:
+            self._interrupt_checkpoint()  # it loses nothing: the next open's first one copies it back
         await self._settled.wait()
+        _pace_switching(0)
         await self._db.close()

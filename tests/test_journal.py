@@ -901,6 +901,7 @@ async def test_write_order_is_write_with_an_order(path: Path, opener: Callable[.
 
 
 def test_a_burst_lowers_the_switch_interval_and_a_lull_sets_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    journal_module._pace_switching(0)  # whatever ran before
     monkeypatch.setattr(journal_module, "_normal_switch", [])
     before = sys.getswitchinterval()
     try:
@@ -917,40 +918,103 @@ def test_a_burst_lowers_the_switch_interval_and_a_lull_sets_it_back(monkeypatch:
         sys.setswitchinterval(before)
 
 
-async def test_one_chain_of_polls_however_many_drains(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While the database thread drains, the loop looks for committed batches once per turn. A
-    drain that hands the thread to a read and is queued again must not start a second chain."""
+async def test_one_chain_of_polls_however_many_batches(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the database thread drains batch after batch, the loop looks for committed ones
+    once per turn: one chain of polls, not one more per batch; none at all once idle."""
     await journal.flush()
     polled = _counting(monkeypatch, journal, "_poll")
-    entered = [threading.Event(), threading.Event()]
-    release = [threading.Event(), threading.Event()]
-    commits = 0
+    entered = [threading.Event() for _ in range(3)]
+    release = [threading.Event() for _ in range(3)]
 
-    def hold(statement: str) -> None:  # in the database thread: holds the first two commits
-        nonlocal commits
-        if "journal_rows" in statement and commits < 2:
-            n, commits = commits, commits + 1
-            entered[n].set()
-            release[n].wait(10)
+    def hold(statement: str) -> None:  # in the database thread: holds each of the three commits once
+        for n in range(3):  # (the trigger's steps trace the same expanded text again)
+            if f"'t{n}'" in statement and not entered[n].is_set():
+                entered[n].set()
+                release[n].wait(10)
 
     await journal._db._execute(journal._db._conn.set_trace_callback, hold)
-    first = journal.write("a", ts="1", order=make_order("o1"))
-    assert await asyncio.to_thread(entered[0].wait, 10)
-    second = journal.write("b", ts="2", order=make_order("o2"))
-    read = asyncio.ensure_future(journal.events())  # the drain hands the thread to it after this commit
-    await asyncio.sleep(0)
-    release[0].set()
-    assert await asyncio.to_thread(entered[1].wait, 10)  # the drain queued again, behind the read
-    assert await read is not None
+    writes = [journal.write("a", ts="t0", order=make_order("o0"))]
+    for n in range(2):  # each commit held while the next write comes: three batches in one drain
+        assert await asyncio.to_thread(entered[n].wait, 10)
+        writes.append(journal.write("w", ts=f"t{n + 1}", order=make_order(f"o{n + 1}")))
+        release[n].set()
+    assert await asyncio.to_thread(entered[2].wait, 10)
     turns, before = 20, polled[0]
     for _ in range(turns):
         await asyncio.sleep(0)
-    assert turns - 2 <= polled[0] - before <= turns + 2  # one poll per turn, not one per drain
-    release[1].set()
-    await asyncio.gather(first, second)
+    assert turns - 2 <= polled[0] - before <= turns + 2  # one poll per turn
+    release[2].set()
+    await asyncio.gather(*writes)
     await _until(journal, lambda: journal.idle and not journal._polling)
     idle = polled[0]
     for _ in range(5):
         await asyncio.sleep(0)
     assert polled[0] == idle  # none left running once idle
     await journal._db._execute(journal._db._conn.set_trace_callback, None)
+    assert [e["ts"] for e in await journal.events()] == ["t0", "t1", "t2"]
+
+
+async def test_a_desk_pace_write_polls_not_at_all(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One batch per drain (a desk's pace) is settled with the job's end: the loop never polls."""
+    polled = _counting(monkeypatch, journal, "_poll")
+    for i in range(5):
+        await journal.write("w", ts=str(i), order=make_order("o1"))
+    assert polled == [0]
+
+
+async def test_a_writer_failure_with_a_batch_in_hand_fails_it_rather_than_hang(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(writes: int) -> None:
+        raise RuntimeError("writer bug")
+
+    monkeypatch.setattr(journal_module, "_pace_switching", broken)  # after the batch is taken
+    results = await asyncio.gather(journal.write("a", ts="1"), journal.write("b", ts="2"), return_exceptions=True)
+    assert [type(r) for r in results] == [JournalError, JournalError]
+    monkeypatch.undo()
+    await journal.write("c", ts="3")
+    assert [e["kind"] for e in await journal.events()] == ["c"] and journal.idle
+
+
+async def test_the_switch_interval_comes_back_once_a_burst_ends(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst whose last commits are not small (a cancel-all) must not leave the process on the
+    burst's interval: it is set back once the desk is quiet, and when the journal closes."""
+    journal_module._pace_switching(0)
+    normal = sys.getswitchinterval()
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
+    entered, release = threading.Event(), threading.Event()
+
+    during: list[float] = []
+
+    def hold(statement: str) -> None:  # the first commit held while a burst piles up behind it
+        if "'b0'" in statement and not entered.is_set():
+            entered.set()
+            release.wait(10)
+        if "'b40'" in statement and not during:
+            during.append(sys.getswitchinterval())
+
+    await journal._db._execute(journal._db._conn.set_trace_callback, hold)
+    first = journal.write("w", ts="b0", order=make_order("o0"))
+    assert await asyncio.to_thread(entered.wait, 10)
+    burst = [journal.write("w", ts=f"b{i}", order=make_order(f"o{i}")) for i in range(1, 41)]
+    release.set()
+    await asyncio.gather(first, *burst)
+    assert during[0] < normal  # lowered for the burst's commit of 40, the last
+    await _until(journal, lambda: journal.idle and not journal_module._normal_switch)
+    assert sys.getswitchinterval() == normal
+    await journal._db._execute(journal._db._conn.set_trace_callback, None)
+
+
+async def test_a_quiet_checkpoint_under_way_is_not_idle_and_close_waits_for_it(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(journal_module, "QUIET_SECONDS", 0)
+    journal = await Journal.open(path)
+    await journal.write("w", ts="1", order=make_order("o1"))
+    assert journal._checkpointing  # queued at once: no quiet to wait for
+    assert not journal.idle and not journal._settled.is_set()
+    await journal.close()  # waits for it (interrupted, or done)
+    assert not journal._checkpointing
