@@ -394,10 +394,10 @@ class Journal:
         self._db._tx.put_nowait((job, self._drain_in_thread))
 
     def _poll(self) -> None:
-        # Once per turn of the loop while a drain runs (from when it starts, not while it is
-        # queued behind a long read): waking the loop from the thread would cost a system call,
-        # for which the thread lets go of the GIL and must wait to get it back from the busy
-        # loop (a forced switch each way, per commit).
+        # Once per turn of the loop while a drain runs, from its second batch on (a drain of one
+        # batch is settled with the job's end): waking the loop from the thread would cost a
+        # system call, for which the thread lets go of the GIL and must wait to get it back from
+        # the busy loop (a forced switch each way, per commit).
         done = self._committed_batches
         while done:
             self._settle(*done.popleft())
@@ -418,6 +418,7 @@ class Journal:
                 settled = self._commit_batch(batch)
                 burst_full = self._unchecked >= CHECKPOINT_MAX_BYTES
                 if not pending and not burst_full:
+                    self._taken = None
                     return settled  # settled with the job's end: no poll at a desk's pace
                 self._committed_batches.append(settled)  # settled by ``_poll``, on the loop
                 self._taken = None
